@@ -1,0 +1,602 @@
+//! Configuration: Zaqar's `zaqar.conf` INI layout, `ZAQAR_*` environment overrides and command-line
+//! overrides, resolved against one registry of known options ([`OPTIONS`]).
+//!
+//! Precedence (last wins): defaults < config files (in the order given) < environment < CLI.
+//! An invalid value is an error naming the option and where the value came from; an option that is
+//! not in the registry is a warning (an error in strict mode).
+
+mod options;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use options::{OptKind, OptSpec, OPTIONS};
+
+/// Where a raw value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Cli,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "default"),
+            Origin::File(p) => write!(f, "config file {}", p.display()),
+            Origin::Env(v) => write!(f, "environment variable {v}"),
+            Origin::Cli => write!(f, "command line"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Raw option values, keyed by (section, option), both as written by the operator except that
+/// the unnamed leading section and `DEFAULT` are the same section.
+#[derive(Debug, Default, Clone)]
+pub struct RawConfig {
+    values: BTreeMap<(String, String), (String, Origin)>,
+}
+
+fn norm_section(s: &str) -> String {
+    if s.eq_ignore_ascii_case("default") {
+        "DEFAULT".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn norm_option(o: &str) -> String {
+    // oslo.config treats dashes and underscores in option names alike.
+    o.trim().replace('-', "_")
+}
+
+impl RawConfig {
+    pub fn set(&mut self, section: &str, option: &str, value: &str, origin: Origin) {
+        self.values.insert(
+            (norm_section(section), norm_option(option)),
+            (value.to_string(), origin),
+        );
+    }
+
+    /// Reads one `zaqar.conf`-style INI file.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        self.load_str(&text, Origin::File(path.to_path_buf()))
+    }
+
+    pub fn load_str(&mut self, text: &str, origin: Origin) -> Result<(), ConfigError> {
+        let opt = ini::ParseOption {
+            enabled_quote: true,
+            enabled_escape: false,
+            ..Default::default()
+        };
+        let parsed = ini::Ini::load_from_str_opt(text, opt)
+            .map_err(|e| ConfigError(format!("cannot parse {origin}: {e}")))?;
+        for (section, props) in parsed.iter() {
+            let section = section.unwrap_or("DEFAULT");
+            for (k, v) in props.iter() {
+                self.set(section, k, v.trim(), origin.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `ZAQAR_<SECTION>__<OPTION>` variables. The section part uses `_` for `:`, e.g.
+    /// `ZAQAR_DRIVERS_TRANSPORT_WSGI__PORT=8889` or `ZAQAR_TRANSPORT__MAX_MESSAGES_PER_PAGE=10`.
+    /// Variables that name no known option are returned so the caller can warn about them.
+    pub fn load_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (k, v) in vars {
+            let Some(rest) = k.strip_prefix("ZAQAR_") else {
+                continue;
+            };
+            let Some((sec, opt)) = rest.split_once("__") else {
+                // Variables such as ZAQAR_TEST_REDIS_URL belong to other tools.
+                continue;
+            };
+            match OPTIONS.iter().find(|s| {
+                env_section(s.section).eq_ignore_ascii_case(sec)
+                    && s.name.replace('-', "_").eq_ignore_ascii_case(opt)
+            }) {
+                Some(spec) => self.set(spec.section, spec.name, &v, Origin::Env(k.clone())),
+                None => unknown.push(k),
+            }
+        }
+        unknown
+    }
+
+    fn get(&self, section: &str, option: &str) -> Option<&(String, Origin)> {
+        self.values.get(&(section.to_string(), norm_option(option)))
+    }
+}
+
+/// The environment-variable spelling of a section name.
+pub fn env_section(section: &str) -> String {
+    section.replace([':', '-'], "_").to_ascii_uppercase()
+}
+
+/// How the `Client-ID` header is validated (`[transport] client_id_uuid_safe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIdMode {
+    Strict,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Limits and defaults of the v2 API (`[transport]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub default_message_ttl: i64,
+    pub default_message_delay: i64,
+    pub default_claim_ttl: i64,
+    pub default_claim_grace: i64,
+    pub default_subscription_ttl: i64,
+    pub max_queues_per_page: i64,
+    pub max_messages_per_page: i64,
+    pub max_subscriptions_per_page: i64,
+    pub max_messages_per_claim_or_pop: i64,
+    pub max_queue_metadata: usize,
+    pub max_messages_post_size: usize,
+    pub max_message_ttl: i64,
+    pub max_message_delay: i64,
+    pub max_claim_ttl: i64,
+    pub max_claim_grace: i64,
+    pub max_pools_per_page: i64,
+    pub max_flavors_per_page: i64,
+    pub subscriber_types: Vec<String>,
+    pub client_id_uuid_safe: ClientIdMode,
+    pub min_length_client_id: usize,
+    pub max_length_client_id: usize,
+    pub message_delete_with_claim_id: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Config::from_raw(&RawConfig::default(), false)
+            .expect("defaults are valid")
+            .0
+            .limits
+    }
+}
+
+/// Settings of the embedded store (`[drivers:message_store:embedded]`).
+#[derive(Debug, Clone)]
+pub struct EmbeddedStoreConfig {
+    pub path: PathBuf,
+    pub shards: usize,
+    pub cache_size_mb: usize,
+    pub gc_interval_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub admin_mode: bool,
+    pub pooling: bool,
+    pub unreliable: bool,
+    pub auth_strategy: String,
+    pub debug: bool,
+    pub log_format: LogFormat,
+    pub message_store: String,
+    pub management_store: String,
+    pub transport: String,
+    pub bind: String,
+    pub port: u16,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout_secs: u64,
+    pub shutdown_timeout_secs: u64,
+    pub limits: Limits,
+    pub embedded: EmbeddedStoreConfig,
+    pub message_pipeline: Vec<String>,
+}
+
+/// A non-fatal remark produced while loading configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub String);
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reads typed values out of a [`RawConfig`], recording which options were read so that the
+/// remaining ones can be reported as unknown.
+struct Resolver<'a> {
+    raw: &'a RawConfig,
+    used: Mutex<HashSet<(String, String)>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn spec(section: &str, name: &str) -> &'static OptSpec {
+        OPTIONS
+            .iter()
+            .find(|s| s.section == section && s.name == name)
+            .unwrap_or_else(|| panic!("option [{section}] {name} is not in the registry"))
+    }
+
+    fn raw(&self, section: &str, name: &str) -> (String, Origin) {
+        let spec = Self::spec(section, name);
+        self.used
+            .lock()
+            .unwrap()
+            .insert((section.to_string(), norm_option(name)));
+        match self.raw.get(section, name) {
+            Some((v, o)) => (v.clone(), o.clone()),
+            None => (spec.default.to_string(), Origin::Default),
+        }
+    }
+
+    fn err(section: &str, name: &str, value: &str, origin: &Origin, why: &str) -> ConfigError {
+        ConfigError(format!(
+            "invalid value {value:?} for option [{section}] {name} (from {origin}): {why}"
+        ))
+    }
+
+    fn string(&self, section: &str, name: &str) -> String {
+        self.raw(section, name).0
+    }
+
+    fn bool(&self, section: &str, name: &str) -> Result<bool, ConfigError> {
+        let (v, o) = self.raw(section, name);
+        parse_bool(&v).ok_or_else(|| Self::err(section, name, &v, &o, "expected true or false"))
+    }
+
+    fn int(&self, section: &str, name: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let (v, o) = self.raw(section, name);
+        let n: i64 = v
+            .trim()
+            .parse()
+            .map_err(|_| Self::err(section, name, &v, &o, "expected an integer"))?;
+        if n < min || n > max {
+            return Err(Self::err(
+                section,
+                name,
+                &v,
+                &o,
+                &format!("must be between {min} and {max}"),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn list(&self, section: &str, name: &str) -> Vec<String> {
+        let (v, _) = self.raw(section, name);
+        v.split(',')
+            .map(|s| s.trim().trim_matches(|c| c == '[' || c == ']').trim())
+            .map(|s| s.trim_matches(|c| c == '\'' || c == '"').to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    fn choice(&self, section: &str, name: &str, allowed: &[&str]) -> Result<String, ConfigError> {
+        let (v, o) = self.raw(section, name);
+        let lower = v.trim().to_ascii_lowercase();
+        if allowed.contains(&lower.as_str()) {
+            Ok(lower)
+        } else {
+            Err(Self::err(
+                section,
+                name,
+                &v,
+                &o,
+                &format!("must be one of: {}", allowed.join(", ")),
+            ))
+        }
+    }
+}
+
+/// oslo.config's boolean spellings.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+const I32MAX: i64 = i32::MAX as i64;
+
+impl Config {
+    /// Resolves every known option. Returns the configuration and the warnings (unknown options).
+    /// With `strict`, unknown options are an error instead of a warning.
+    pub fn from_raw(raw: &RawConfig, strict: bool) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let r = Resolver {
+            raw,
+            used: Mutex::new(HashSet::new()),
+        };
+        const T: &str = "transport";
+        let uuid_mode = match r
+            .choice(T, "client_id_uuid_safe", &["strict", "off"])?
+            .as_str()
+        {
+            "off" => ClientIdMode::Off,
+            _ => ClientIdMode::Strict,
+        };
+        let max_message_ttl = r.int(T, "max_message_ttl", 60, I32MAX)?;
+        let max_claim_ttl = r.int(T, "max_claim_ttl", 60, I32MAX)?;
+        let max_claim_grace = r.int(T, "max_claim_grace", 60, I32MAX)?;
+        let max_message_delay = r.int(T, "max_message_delay", 0, I32MAX)?;
+        let limits = Limits {
+            default_message_ttl: r.int(T, "default_message_ttl", 60, max_message_ttl)?,
+            default_message_delay: r.int(T, "default_message_delay", 0, max_message_delay)?,
+            default_claim_ttl: r.int(T, "default_claim_ttl", 60, max_claim_ttl)?,
+            default_claim_grace: r.int(T, "default_claim_grace", 60, max_claim_grace)?,
+            default_subscription_ttl: r.int(T, "default_subscription_ttl", 60, I32MAX)?,
+            max_queues_per_page: r.int(T, "max_queues_per_page", 1, 10_000)?,
+            max_messages_per_page: r.int(T, "max_messages_per_page", 1, 10_000)?,
+            max_subscriptions_per_page: r.int(T, "max_subscriptions_per_page", 1, 10_000)?,
+            max_messages_per_claim_or_pop: r.int(T, "max_messages_per_claim_or_pop", 1, 10_000)?,
+            max_queue_metadata: r.int(T, "max_queue_metadata", 1, 16 << 20)? as usize,
+            max_messages_post_size: r.int(T, "max_messages_post_size", 1, 64 << 20)? as usize,
+            max_message_ttl,
+            max_message_delay,
+            max_claim_ttl,
+            max_claim_grace,
+            max_pools_per_page: r.int(T, "max_pools_per_page", 1, 10_000)?,
+            max_flavors_per_page: r.int(T, "max_flavors_per_page", 1, 10_000)?,
+            subscriber_types: r.list(T, "subscriber_types"),
+            client_id_uuid_safe: uuid_mode,
+            min_length_client_id: r.int(T, "min_length_client_id", 1, 4096)? as usize,
+            max_length_client_id: r.int(T, "max_length_client_id", 1, 4096)? as usize,
+            message_delete_with_claim_id: r.bool(T, "message_delete_with_claim_id")?,
+        };
+        if limits.min_length_client_id > limits.max_length_client_id {
+            return Err(ConfigError(
+                "option [transport] min_length_client_id must not exceed max_length_client_id"
+                    .into(),
+            ));
+        }
+
+        const D: &str = "DEFAULT";
+        let auth_strategy = r.string(D, "auth_strategy").trim().to_string();
+        if !auth_strategy.is_empty() {
+            let origin = r.raw(D, "auth_strategy").1;
+            return Err(Resolver::err(
+                D,
+                "auth_strategy",
+                &auth_strategy,
+                &origin,
+                "this server does not implement Keystone authentication yet; \
+                 refusing to start without the authentication you asked for",
+            ));
+        }
+        let log_format = match r.choice(D, "log_format", &["text", "json"])?.as_str() {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        };
+        let message_store = r.choice("drivers", "message_store", &["embedded"])?;
+        let management_store = r.choice(
+            "drivers",
+            "management_store",
+            &["embedded", "sqlalchemy", "mongodb", "redis"],
+        )?;
+        let transport = r.choice("drivers", "transport", &["wsgi"])?;
+
+        const W: &str = "drivers:transport:wsgi";
+        const E: &str = "drivers:message_store:embedded";
+        let config = Config {
+            admin_mode: r.bool(D, "admin_mode")?,
+            pooling: r.bool(D, "pooling")?,
+            unreliable: r.bool(D, "unreliable")?,
+            auth_strategy,
+            debug: r.bool(D, "debug")?,
+            log_format,
+            message_store,
+            management_store,
+            transport,
+            bind: r.string(W, "bind"),
+            port: r.int(W, "port", 0, 65535)? as u16,
+            max_connections: r.int(W, "max_connections", 1, 1_000_000)? as usize,
+            max_header_bytes: r.int(W, "max_header_bytes", 1024, 1 << 20)? as usize,
+            header_read_timeout_secs: r.int(W, "header_read_timeout", 1, 3600)? as u64,
+            shutdown_timeout_secs: r.int(W, "shutdown_timeout", 0, 3600)? as u64,
+            limits,
+            embedded: EmbeddedStoreConfig {
+                path: PathBuf::from(r.string(E, "path")),
+                shards: r.int(E, "shards", 1, 64)? as usize,
+                cache_size_mb: r.int(E, "cache_size_mb", 1, 1 << 20)? as usize,
+                gc_interval_secs: r.int(E, "gc_interval", 1, 86_400)? as u64,
+            },
+            message_pipeline: r.list("storage", "message_pipeline"),
+        };
+        if config.pooling {
+            return Err(ConfigError(
+                "option [DEFAULT] pooling: pools are not supported by this server yet; \
+                 set pooling = false"
+                    .into(),
+            ));
+        }
+        // Options that are registered but only validated here (read for the 'used' set).
+        for spec in OPTIONS.iter().filter(|s| s.kind == OptKind::Accepted) {
+            r.raw(spec.section, spec.name);
+        }
+
+        let used = r.used.into_inner().unwrap();
+        let mut warnings = Vec::new();
+        for ((section, option), (_, origin)) in &raw.values {
+            if !used.contains(&(section.clone(), option.clone())) {
+                warnings.push(Warning(format!(
+                    "unknown or unsupported option [{section}] {option} (from {origin}) is ignored"
+                )));
+            }
+        }
+        if strict && !warnings.is_empty() {
+            let list: Vec<String> = warnings.iter().map(|w| w.0.clone()).collect();
+            return Err(ConfigError(format!(
+                "strict configuration: {}",
+                list.join("; ")
+            )));
+        }
+        Ok((config, warnings))
+    }
+
+    /// The configuration with every option at its default.
+    pub fn defaults() -> Config {
+        Config::from_raw(&RawConfig::default(), false)
+            .expect("defaults are valid")
+            .0
+    }
+}
+
+/// A Markdown table of every option: section, name, default, meaning. Printed by
+/// `zaqar-server --help` and `--print-config-reference`, so the documentation cannot drift.
+pub fn reference_markdown() -> String {
+    let mut out = String::new();
+    let mut section = "";
+    for spec in OPTIONS {
+        if spec.section != section {
+            section = spec.section;
+            out.push_str(&format!(
+                "\n[{section}]   (env: ZAQAR_{}__<OPTION>)\n",
+                env_section(section)
+            ));
+        }
+        let default = if spec.default.is_empty() {
+            "\"\"".to_string()
+        } else {
+            spec.default.to_string()
+        };
+        out.push_str(&format!(
+            "  {:<34} default {:<24} {}\n",
+            spec.name, default, spec.help
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let mut raw = RawConfig::default();
+        raw.load_str(text, Origin::File("zaqar.conf".into()))?;
+        Config::from_raw(&raw, false)
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::defaults();
+        assert_eq!(c.bind, "127.0.0.1");
+        assert_eq!(c.port, 8888);
+        assert_eq!(c.limits.default_message_ttl, 3600);
+        assert_eq!(c.limits.max_message_ttl, 1_209_600);
+        assert_eq!(c.limits.max_messages_post_size, 262_144);
+        assert_eq!(c.limits.max_queue_metadata, 65_536);
+        assert_eq!(c.limits.max_messages_per_claim_or_pop, 20);
+        assert_eq!(c.limits.default_claim_grace, 60);
+        assert_eq!(c.limits.client_id_uuid_safe, ClientIdMode::Strict);
+        assert_eq!(c.limits.min_length_client_id, 10);
+        assert_eq!(c.limits.max_length_client_id, 36);
+        assert_eq!(
+            c.limits.subscriber_types,
+            vec!["http", "https", "mailto", "trust+http", "trust+https"]
+        );
+        assert!(!c.admin_mode);
+    }
+
+    #[test]
+    fn reads_zaqar_conf_layout() {
+        let (c, w) = load(
+            "[DEFAULT]\nadmin_mode = True\n\n[drivers]\ntransport = wsgi\nmessage_store = embedded\n\
+             [drivers:transport:wsgi]\nbind = 0.0.0.0\nport = 9999\n\
+             [transport]\nmax_messages_per_page = 15\nclient_id_uuid_safe = off\n",
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert!(c.admin_mode);
+        assert_eq!(c.bind, "0.0.0.0");
+        assert_eq!(c.port, 9999);
+        assert_eq!(c.limits.max_messages_per_page, 15);
+        assert_eq!(c.limits.client_id_uuid_safe, ClientIdMode::Off);
+    }
+
+    #[test]
+    fn invalid_value_names_the_option_and_origin() {
+        let e = load("[drivers:transport:wsgi]\nport = eighty\n").unwrap_err();
+        assert!(e.0.contains("[drivers:transport:wsgi] port"), "{e}");
+        assert!(e.0.contains("zaqar.conf"), "{e}");
+        let e = load("[transport]\ndefault_message_ttl = 10\n").unwrap_err();
+        assert!(e.0.contains("default_message_ttl"), "{e}");
+        let e = load("[DEFAULT]\nadmin_mode = maybe\n").unwrap_err();
+        assert!(e.0.contains("admin_mode"), "{e}");
+    }
+
+    #[test]
+    fn unknown_options_warn_or_fail_in_strict_mode() {
+        let (_, w) =
+            load("[keystone_authtoken]\nauth_url = http://x\n[transport]\nbogus = 1\n").unwrap();
+        assert_eq!(w.len(), 2);
+        assert!(w.iter().any(|w| w.0.contains("[transport] bogus")));
+        let mut raw = RawConfig::default();
+        raw.load_str("[transport]\nbogus = 1\n", Origin::Cli)
+            .unwrap();
+        assert!(Config::from_raw(&raw, true).is_err());
+    }
+
+    #[test]
+    fn env_overrides_file_and_cli_overrides_env() {
+        let mut raw = RawConfig::default();
+        raw.load_str("[drivers:transport:wsgi]\nport = 1000\n", Origin::Cli)
+            .unwrap();
+        let unknown = raw.load_env(vec![
+            (
+                "ZAQAR_DRIVERS_TRANSPORT_WSGI__PORT".to_string(),
+                "2000".to_string(),
+            ),
+            (
+                "ZAQAR_TRANSPORT__MAX_MESSAGES_PER_PAGE".to_string(),
+                "5".to_string(),
+            ),
+            ("ZAQAR_NOPE__X".to_string(), "1".to_string()),
+            ("ZAQAR_TEST_REDIS_URL".to_string(), "redis://".to_string()),
+        ]);
+        assert_eq!(unknown, vec!["ZAQAR_NOPE__X".to_string()]);
+        let (c, _) = Config::from_raw(&raw, true).unwrap();
+        assert_eq!(c.port, 2000);
+        assert_eq!(c.limits.max_messages_per_page, 5);
+        raw.set("drivers:transport:wsgi", "port", "3000", Origin::Cli);
+        assert_eq!(Config::from_raw(&raw, true).unwrap().0.port, 3000);
+    }
+
+    #[test]
+    fn keystone_is_refused_rather_than_silently_ignored() {
+        let e = load("[DEFAULT]\nauth_strategy = keystone\n").unwrap_err();
+        assert!(e.0.contains("auth_strategy"));
+    }
+
+    #[test]
+    fn every_registered_option_is_read() {
+        // Setting every option to its own default must produce no 'unknown option' warning:
+        // the registry and the resolver cannot drift apart.
+        let mut raw = RawConfig::default();
+        for s in OPTIONS {
+            raw.set(s.section, s.name, s.default, Origin::Cli);
+        }
+        let (_, w) = Config::from_raw(&raw, true).unwrap();
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn reference_lists_every_option() {
+        let doc = reference_markdown();
+        for s in OPTIONS {
+            assert!(doc.contains(s.name), "{}", s.name);
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The registry of every configuration option this server understands.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptKind {
+    Bool,
+    Int,
+    Str,
+    List,
+    Choice,
+    /// Recognised Zaqar option that is accepted for compatibility but has no effect yet.
+    Accepted,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OptSpec {
+    pub section: &'static str,
+    pub name: &'static str,
+    pub kind: OptKind,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+const fn opt(
+    section: &'static str,
+    name: &'static str,
+    kind: OptKind,
+    default: &'static str,
+    help: &'static str,
+) -> OptSpec {
+    OptSpec {
+        section,
+        name,
+        kind,
+        default,
+        help,
+    }
+}
+
+use OptKind::*;
+
+pub static OPTIONS: &[OptSpec] = &[
+    // [DEFAULT]
+    opt(
+        "DEFAULT",
+        "admin_mode",
+        Bool,
+        "false",
+        "Enable admin routes (/v2/health).",
+    ),
+    opt(
+        "DEFAULT",
+        "pooling",
+        Bool,
+        "false",
+        "Multi-pool storage (not supported yet; must stay false).",
+    ),
+    opt(
+        "DEFAULT",
+        "unreliable",
+        Bool,
+        "false",
+        "Allow non-durable storage settings (accepted; the embedded store is always durable).",
+    ),
+    opt(
+        "DEFAULT",
+        "auth_strategy",
+        Str,
+        "",
+        "\"\" for no authentication (X-Project-ID is trusted).",
+    ),
+    opt("DEFAULT", "debug", Bool, "false", "Log at debug level."),
+    opt(
+        "DEFAULT",
+        "log_format",
+        Choice,
+        "text",
+        "Log format: text or json.",
+    ),
+    opt(
+        "DEFAULT",
+        "enable_deprecated_api_versions",
+        Accepted,
+        "",
+        "Accepted for compatibility; v1.1 is not served.",
+    ),
+    // [drivers]
+    opt(
+        "drivers",
+        "transport",
+        Choice,
+        "wsgi",
+        "Transport: wsgi (HTTP).",
+    ),
+    opt(
+        "drivers",
+        "message_store",
+        Choice,
+        "embedded",
+        "Message store driver: embedded.",
+    ),
+    opt(
+        "drivers",
+        "management_store",
+        Choice,
+        "embedded",
+        "Management store (used with pooling).",
+    ),
+    // [drivers:transport:wsgi]
+    opt(
+        "drivers:transport:wsgi",
+        "bind",
+        Str,
+        "127.0.0.1",
+        "Address the HTTP API listens on.",
+    ),
+    opt(
+        "drivers:transport:wsgi",
+        "port",
+        Int,
+        "8888",
+        "Port of the HTTP API (0 picks a free port).",
+    ),
+    opt(
+        "drivers:transport:wsgi",
+        "max_connections",
+        Int,
+        "10000",
+        "Most simultaneous HTTP connections; further ones wait to be accepted.",
+    ),
+    opt(
+        "drivers:transport:wsgi",
+        "max_header_bytes",
+        Int,
+        "65536",
+        "Largest request head (request line and headers) accepted, in bytes.",
+    ),
+    opt(
+        "drivers:transport:wsgi",
+        "header_read_timeout",
+        Int,
+        "30",
+        "Seconds a client has to send a complete request head.",
+    ),
+    opt(
+        "drivers:transport:wsgi",
+        "shutdown_timeout",
+        Int,
+        "30",
+        "Seconds to let in-flight requests finish on shutdown.",
+    ),
+    // [drivers:message_store:embedded]
+    opt(
+        "drivers:message_store:embedded",
+        "path",
+        Str,
+        "zaqar-data",
+        "Directory of the embedded store (relative to the working directory).",
+    ),
+    opt(
+        "drivers:message_store:embedded",
+        "shards",
+        Int,
+        "4",
+        "Number of independent store files (fixed when the store is created).",
+    ),
+    opt(
+        "drivers:message_store:embedded",
+        "cache_size_mb",
+        Int,
+        "256",
+        "Page cache of the embedded store, in MiB (split across shards).",
+    ),
+    opt(
+        "drivers:message_store:embedded",
+        "gc_interval",
+        Int,
+        "10",
+        "Seconds between sweeps that reclaim expired messages and claims.",
+    ),
+    // [transport]
+    opt(
+        "transport",
+        "default_message_ttl",
+        Int,
+        "3600",
+        "TTL of a message posted without ttl (seconds).",
+    ),
+    opt(
+        "transport",
+        "default_message_delay",
+        Int,
+        "0",
+        "Displayed default of _default_message_delay.",
+    ),
+    opt(
+        "transport",
+        "default_claim_ttl",
+        Int,
+        "300",
+        "Claim TTL when none is given.",
+    ),
+    opt(
+        "transport",
+        "default_claim_grace",
+        Int,
+        "60",
+        "Claim grace when none is given.",
+    ),
+    opt(
+        "transport",
+        "default_subscription_ttl",
+        Int,
+        "3600",
+        "Subscription TTL when none is given.",
+    ),
+    opt(
+        "transport",
+        "max_queues_per_page",
+        Int,
+        "20",
+        "Largest limit for queue and topic listing.",
+    ),
+    opt(
+        "transport",
+        "max_messages_per_page",
+        Int,
+        "20",
+        "Largest limit for message listing and ids per request.",
+    ),
+    opt(
+        "transport",
+        "max_subscriptions_per_page",
+        Int,
+        "20",
+        "Largest limit for subscription listing.",
+    ),
+    opt(
+        "transport",
+        "max_messages_per_claim_or_pop",
+        Int,
+        "20",
+        "Largest claim limit and pop count.",
+    ),
+    opt(
+        "transport",
+        "max_queue_metadata",
+        Int,
+        "65536",
+        "Largest queue metadata body, in bytes.",
+    ),
+    opt(
+        "transport",
+        "max_messages_post_size",
+        Int,
+        "262144",
+        "Largest message POST body, in bytes.",
+    ),
+    opt(
+        "transport",
+        "max_message_ttl",
+        Int,
+        "1209600",
+        "Largest message TTL (seconds).",
+    ),
+    opt(
+        "transport",
+        "max_message_delay",
+        Int,
+        "900",
+        "Largest message delay (seconds).",
+    ),
+    opt(
+        "transport",
+        "max_claim_ttl",
+        Int,
+        "43200",
+        "Largest claim TTL (seconds).",
+    ),
+    opt(
+        "transport",
+        "max_claim_grace",
+        Int,
+        "43200",
+        "Largest claim grace (seconds).",
+    ),
+    opt(
+        "transport",
+        "max_pools_per_page",
+        Int,
+        "20",
+        "Largest limit for pool listing.",
+    ),
+    opt(
+        "transport",
+        "max_flavors_per_page",
+        Int,
+        "20",
+        "Largest limit for flavor listing.",
+    ),
+    opt(
+        "transport",
+        "subscriber_types",
+        List,
+        "http,https,mailto,trust+http,trust+https",
+        "Allowed subscriber URI schemes.",
+    ),
+    opt(
+        "transport",
+        "client_id_uuid_safe",
+        Choice,
+        "strict",
+        "strict: Client-ID must be a UUID; off: any string of allowed length.",
+    ),
+    opt(
+        "transport",
+        "min_length_client_id",
+        Int,
+        "10",
+        "Shortest Client-ID when client_id_uuid_safe = off.",
+    ),
+    opt(
+        "transport",
+        "max_length_client_id",
+        Int,
+        "36",
+        "Longest Client-ID when client_id_uuid_safe = off.",
+    ),
+    opt(
+        "transport",
+        "message_delete_with_claim_id",
+        Bool,
+        "false",
+        "Bulk delete by ids requires matching claim_ids.",
+    ),
+    // [storage]
+    opt(
+        "storage",
+        "message_pipeline",
+        List,
+        "",
+        "Pipeline stages around message operations (zaqar.notification.notifier accepted).",
+    ),
+    opt(
+        "storage",
+        "queue_pipeline",
+        Accepted,
+        "",
+        "Accepted for compatibility.",
+    ),
+    opt(
+        "storage",
+        "claim_pipeline",
+        Accepted,
+        "",
+        "Accepted for compatibility.",
+    ),
+    opt(
+        "storage",
+        "subscription_pipeline",
+        Accepted,
+        "",
+        "Accepted for compatibility.",
+    ),
+    opt(
+        "storage",
+        "topic_pipeline",
+        Accepted,
+        "",
+        "Accepted for compatibility.",
+    ),
+];

@@ -1,0 +1,48 @@
+//! The single mapping from [`Error`] to an HTTP response with Zaqar's error body.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Error;
+
+pub const PATCH_MEDIA_TYPE: &str = "application/openstack-messaging-v2.0-json-patch";
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = json!({"title": self.title(), "description": self.description()});
+        if matches!(self, Error::NotAcceptable) {
+            body["link"] = json!({
+                "text": "14.1 Accept, Hypertext Transfer Protocol -- HTTP/1.1",
+                "href": "http://www.w3.org/Protocols/rfc2616/rfc2616-sec14.html",
+                "rel": "help",
+            });
+        }
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        }
+        let mut resp = (status, super::wire::json_body(&body)).into_response();
+        if matches!(self, Error::UnsupportedMediaType(_)) {
+            resp.headers_mut()
+                .insert("accept-patch", HeaderValue::from_static(PATCH_MEDIA_TYPE));
+        }
+        resp
+    }
+}
+
+/// A framework-level error (unknown route, wrong method) in Zaqar's shape.
+pub fn status_only(status: StatusCode) -> Response {
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    );
+    let mut resp = (status, super::wire::json_body(&json!({ "title": title }))).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

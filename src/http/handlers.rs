@@ -1,0 +1,618 @@
+//! HTTP handlers: one per route and method. Each parses the request, calls the service layer
+//! once, and renders the result.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{json, Map, Value};
+
+use super::query::{href, Query};
+use super::wire::{json_body, next_links, ClaimView, Link, MessageView, PoppedView, StatsView};
+use super::{AppState, Identity, PATCH_MEDIA_TYPE};
+use crate::error::{Error, Result};
+use crate::model::QueueFilter;
+use crate::service::{BulkDelete, MessageListParams, QueueListParams};
+
+type St = State<Arc<AppState>>;
+type Id = Extension<Identity>;
+
+/// Bodies of requests other than message posts and metadata are small documents.
+const SMALL_BODY: usize = 64 * 1024;
+
+/// Reads a request body of at most `limit` bytes; `Ok(None)` if it is larger.
+async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(Some(c.to_bytes())),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Ok(None),
+        Err(_) => Err(Error::body("Request body could not be read.")),
+    }
+}
+
+async fn small_body(body: Body) -> Result<Bytes> {
+    read_body(body, SMALL_BODY)
+        .await?
+        .ok_or_else(|| Error::body("Request body is too large."))
+}
+
+fn location(resp: &mut Response, path: &str) {
+    if let Ok(v) = HeaderValue::from_str(path) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+// ----- versions, home, ping, health ---------------------------------------------------
+
+pub async fn versions() -> Response {
+    let doc = json!({"versions": [{
+        "id": "2",
+        "status": "CURRENT",
+        "updated": "2014-9-24T04:06:47Z",
+        "media-types": [{"base": "application/json",
+                         "type": "application/vnd.openstack.messaging-v2+json"}],
+        "links": [{"href": "/v2/", "rel": "self"}],
+    }]});
+    (StatusCode::MULTIPLE_CHOICES, json_body(&doc)).into_response()
+}
+
+fn rel(template: &str, vars: &[&str], allow: &[&str], post: bool) -> Value {
+    let vars: Map<String, Value> = vars
+        .iter()
+        .map(|v| (v.to_string(), Value::from(format!("param/{v}"))))
+        .collect();
+    let mut hints = json!({"allow": allow, "formats": {"application/json": {}}});
+    if post {
+        hints["accept-post"] = json!(["application/json"]);
+    }
+    json!({"href-template": template, "href-vars": vars, "hints": hints})
+}
+
+pub async fn home(State(s): St) -> Response {
+    let q = "/v2/queues/{queue_name}";
+    let mut r = Map::new();
+    let mut add = |name: &str, v: Value| {
+        r.insert(format!("rel/{name}"), v);
+    };
+    add(
+        "queues",
+        rel(
+            "/v2/queues{?marker,limit,detailed}",
+            &["marker", "limit", "detailed"],
+            &["GET"],
+            false,
+        ),
+    );
+    add(
+        "queue",
+        rel(
+            q,
+            &["queue_name"],
+            &["GET", "PUT", "DELETE", "PATCH"],
+            false,
+        ),
+    );
+    add(
+        "queue_stats",
+        rel(&format!("{q}/stats"), &["queue_name"], &["GET"], false),
+    );
+    add(
+        "queue_share",
+        rel(&format!("{q}/share"), &["queue_name"], &["POST"], true),
+    );
+    add(
+        "queue_purge",
+        rel(&format!("{q}/purge"), &["queue_name"], &["POST"], true),
+    );
+    add(
+        "messages",
+        rel(
+            &format!("{q}/messages{{?marker,limit,echo,include_claimed}}"),
+            &["queue_name", "marker", "limit", "echo", "include_claimed"],
+            &["GET"],
+            false,
+        ),
+    );
+    add(
+        "post_messages",
+        rel(&format!("{q}/messages"), &["queue_name"], &["POST"], true),
+    );
+    add(
+        "messages_delete",
+        rel(
+            &format!("{q}/messages{{?ids,pop}}"),
+            &["queue_name", "ids", "pop"],
+            &["DELETE"],
+            false,
+        ),
+    );
+    add(
+        "message_delete",
+        rel(
+            &format!("{q}/messages/{{message_id}}{{?claim}}"),
+            &["queue_name", "message_id", "claim"],
+            &["DELETE"],
+            false,
+        ),
+    );
+    add(
+        "message_get",
+        rel(
+            &format!("{q}/messages/{{message_id}}"),
+            &["queue_name", "message_id"],
+            &["GET"],
+            false,
+        ),
+    );
+    let claim = format!("{q}/claims/{{claim_id}}");
+    add(
+        "claim",
+        rel(&claim, &["queue_name", "claim_id"], &["GET"], false),
+    );
+    add(
+        "post_claim",
+        rel(
+            &format!("{q}/claims{{?limit}}"),
+            &["queue_name", "limit"],
+            &["POST"],
+            true,
+        ),
+    );
+    add(
+        "patch_claim",
+        rel(&claim, &["queue_name", "claim_id"], &["PATCH"], false),
+    );
+    add(
+        "delete_claim",
+        rel(&claim, &["queue_name", "claim_id"], &["DELETE"], false),
+    );
+    add(
+        "subscriptions_get",
+        rel(
+            &format!("{q}/subscriptions{{?marker,limit}}"),
+            &["queue_name", "marker", "limit"],
+            &["GET"],
+            false,
+        ),
+    );
+    add(
+        "subscriptions_post",
+        rel(
+            &format!("{q}/subscriptions"),
+            &["queue_name"],
+            &["POST"],
+            true,
+        ),
+    );
+    let sub = format!("{q}/subscriptions/{{subscriptions_id}}");
+    add(
+        "subscription",
+        rel(
+            &sub,
+            &["queue_name", "subscriptions_id"],
+            &["GET", "DELETE"],
+            false,
+        ),
+    );
+    add(
+        "subscription_patch",
+        rel(&sub, &["queue_name", "subscriptions_id"], &["PATCH"], false),
+    );
+    add("ping", rel("/v2/ping", &[], &["GET"], false));
+    if s.admin_mode {
+        add(
+            "health",
+            json!({"href": "/v2/health", "hints": {"allow": ["GET"], "formats": {"application/json": {}}}}),
+        );
+    }
+    let doc = json!({ "resources": r });
+    let mut resp = json_body(&doc).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json-home"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=86400"),
+    );
+    resp
+}
+
+pub async fn ping(State(s): St) -> Response {
+    if s.service.ping().await {
+        no_content()
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    }
+}
+
+pub async fn ping_head() -> Response {
+    no_content()
+}
+
+pub async fn health(State(s): St, Extension(id): Id) -> Result<Response> {
+    if !id.is_admin() {
+        return Err(Error::NotAuthorized);
+    }
+    let reachable = s.service.ping().await;
+    if !reachable {
+        return Err(Error::unavailable("Health status could not be read."));
+    }
+    let steps = s.service.health_probe().await;
+    let status: Map<String, Value> = steps
+        .iter()
+        .map(|st| {
+            (
+                st.name.to_string(),
+                json!({"succeeded": st.succeeded, "seconds": st.seconds, "ref": st.reference}),
+            )
+        })
+        .collect();
+    let doc = json!({"storage_reachable": reachable, "operation_status": status});
+    Ok(json_body(&doc).into_response())
+}
+
+// ----- queues -------------------------------------------------------------------------
+
+/// Values of metadata filters are compared as integers when they parse as one.
+fn filter_value(v: &str) -> Value {
+    v.parse::<i64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::from(v))
+}
+
+pub async fn list_queues(
+    State(s): St,
+    Extension(id): Id,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    const KNOWN: [&str; 5] = ["marker", "limit", "detailed", "name", "with_count"];
+    let q = Query::parse(raw.as_deref());
+    let mut filter = QueueFilter {
+        name_contains: q.string("name"),
+        metadata: Vec::new(),
+    };
+    for (k, v) in q.pairs() {
+        if !KNOWN.contains(&k) {
+            filter.metadata.push((k.to_string(), filter_value(v)));
+        }
+    }
+    let detailed = q.flag("detailed")?;
+    let params = QueueListParams {
+        marker: q.string("marker"),
+        limit: q.int("limit")?,
+        detailed,
+        with_count: q.flag("with_count")?,
+        filter,
+    };
+    let listing = s.service.list_queues(id.ctx(), params).await?;
+    let next = listing.queues.last().map(|(name, _)| {
+        let mut params: Vec<(&str, String)> = vec![("marker", name.clone())];
+        for (k, v) in q.pairs() {
+            if k != "marker" {
+                params.push((k, v.to_string()));
+            }
+        }
+        href("/v2/queues", &params)
+    });
+    let queues: Vec<Value> = listing
+        .queues
+        .into_iter()
+        .map(|(name, meta)| {
+            let mut o = json!({"href": format!("/v2/queues/{name}"), "name": name});
+            if let Some(m) = meta {
+                o["metadata"] = Value::Object(m);
+            }
+            o
+        })
+        .collect();
+    let mut doc = json!({"queues": queues, "links": next_links(next)});
+    if let Some(c) = listing.count {
+        doc["count"] = json!(c);
+    }
+    Ok(json_body(&doc).into_response())
+}
+
+pub async fn create_queue(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    body: Body,
+) -> Result<Response> {
+    let max = s.service.limits().max_queue_metadata;
+    let body = read_body(body, max)
+        .await?
+        .ok_or_else(|| Error::invalid(format!("Queue metadata is too large. Max size: {max}")))?;
+    if s.service.create_queue(id.ctx(), &queue, &body).await? {
+        let mut resp = StatusCode::CREATED.into_response();
+        location(&mut resp, &format!("/v2/queues/{queue}"));
+        Ok(resp)
+    } else {
+        Ok(no_content())
+    }
+}
+
+pub async fn get_queue(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+) -> Result<Response> {
+    let meta = s.service.get_queue(id.ctx(), &queue).await?;
+    Ok(json_body(&meta).into_response())
+}
+
+pub async fn head_queue(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+) -> Result<Response> {
+    if s.service.queue_exists(id.ctx(), &queue).await? {
+        Ok(no_content())
+    } else {
+        Ok(StatusCode::NOT_FOUND.into_response())
+    }
+}
+
+fn is_patch_media_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(PATCH_MEDIA_TYPE))
+}
+
+pub async fn patch_queue(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    if !is_patch_media_type(&headers) {
+        return Err(Error::UnsupportedMediaType(format!(
+            "Accepted media type for PATCH: {PATCH_MEDIA_TYPE}."
+        )));
+    }
+    let max = s.service.limits().max_queue_metadata;
+    let body = read_body(body, max)
+        .await?
+        .ok_or_else(|| Error::invalid(format!("Queue metadata is too large. Max size: {max}")))?;
+    let meta = s.service.patch_queue(id.ctx(), &queue, &body).await?;
+    Ok(json_body(&meta).into_response())
+}
+
+pub async fn delete_queue(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+) -> Result<Response> {
+    s.service.delete_queue(id.ctx(), &queue).await?;
+    Ok(no_content())
+}
+
+pub async fn queue_stats(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+) -> Result<Response> {
+    let stats = s.service.queue_stats(id.ctx(), &queue).await?;
+    let view = StatsView::new(&queue, &stats, s.service.now());
+    Ok(json_body(&view).into_response())
+}
+
+pub async fn purge_queue(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    body: Body,
+) -> Result<Response> {
+    let body = small_body(body).await?;
+    s.service.purge_queue(id.ctx(), &queue, &body).await?;
+    Ok(no_content())
+}
+
+// ----- messages -----------------------------------------------------------------------
+
+pub async fn post_messages(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    body: Body,
+) -> Result<Response> {
+    let max = s.service.limits().max_messages_post_size;
+    let body = read_body(body, max).await?.ok_or_else(|| {
+        Error::invalid(format!(
+            "Message collection size is too large. Max size {max}"
+        ))
+    })?;
+    let ids = s.service.post_messages(id.ctx(), &queue, &body).await?;
+    let resources: Vec<String> = ids
+        .iter()
+        .map(|m| format!("/v2/queues/{queue}/messages/{m}"))
+        .collect();
+    let mut resp = (
+        StatusCode::CREATED,
+        json_body(&json!({ "resources": resources })),
+    )
+        .into_response();
+    location(
+        &mut resp,
+        &format!("/v2/queues/{queue}/messages?ids={}", ids.join(",")),
+    );
+    Ok(resp)
+}
+
+pub async fn get_messages(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    let q = Query::parse(raw.as_deref());
+    let now = s.service.now();
+    if let Some(ids) = q.list("ids") {
+        let found = s.service.get_messages(id.ctx(), &queue, &ids).await?;
+        let views: Vec<MessageView> = found
+            .iter()
+            .map(|m| MessageView::new(&queue, m, now))
+            .collect();
+        return Ok(json_body(&json!({ "messages": views })).into_response());
+    }
+    let params = MessageListParams {
+        marker: q.string("marker"),
+        limit: q.int("limit")?,
+        echo: q.flag("echo")?,
+        include_claimed: q.flag("include_claimed")?,
+        include_delayed: q.flag("include_delayed")?,
+    };
+    let listing = s
+        .service
+        .list_messages(id.ctx(), &queue, params.clone())
+        .await?;
+    let next = listing.next_marker.map(|marker| {
+        let mut p: Vec<(&str, String)> = vec![("marker", marker)];
+        if let Some(l) = params.limit {
+            p.push(("limit", l.to_string()));
+        }
+        for (name, value) in [
+            ("echo", params.echo),
+            ("include_claimed", params.include_claimed),
+            ("include_delayed", params.include_delayed),
+        ] {
+            if q.get(name).is_some() {
+                p.push((name, value.to_string()));
+            }
+        }
+        href(&format!("/v2/queues/{queue}/messages"), &p)
+    });
+    let views: Vec<MessageView> = listing
+        .messages
+        .iter()
+        .map(|m| MessageView::new(&queue, m, now))
+        .collect();
+    let links: Vec<Link> = next_links(next);
+    Ok(json_body(&json!({ "messages": views, "links": links })).into_response())
+}
+
+pub async fn delete_messages(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    let q = Query::parse(raw.as_deref());
+    let req = BulkDelete {
+        ids: q.list("ids"),
+        claim_ids: q.list("claim_ids"),
+        pop: q.int("pop")?,
+    };
+    match s.service.delete_messages(id.ctx(), &queue, req).await? {
+        Some(popped) => {
+            let now = s.service.now();
+            let views: Vec<PoppedView> = popped.iter().map(|m| PoppedView::new(m, now)).collect();
+            Ok(json_body(&json!({ "messages": views })).into_response())
+        }
+        None => Ok(no_content()),
+    }
+}
+
+pub async fn get_message(
+    State(s): St,
+    Extension(id): Id,
+    Path((queue, message_id)): Path<(String, String)>,
+) -> Result<Response> {
+    let m = s.service.get_message(id.ctx(), &queue, &message_id).await?;
+    let view = MessageView::new(&queue, &m, s.service.now());
+    Ok(json_body(&view).into_response())
+}
+
+pub async fn delete_message(
+    State(s): St,
+    Extension(id): Id,
+    Path((queue, message_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    let q = Query::parse(raw.as_deref());
+    s.service
+        .delete_message(id.ctx(), &queue, &message_id, q.get("claim_id"))
+        .await?;
+    Ok(no_content())
+}
+
+// ----- claims -------------------------------------------------------------------------
+
+pub async fn create_claim(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Result<Response> {
+    let q = Query::parse(raw.as_deref());
+    let limit = q.int("limit")?;
+    let body = small_body(body).await?;
+    match s
+        .service
+        .create_claim(id.ctx(), &queue, limit, &body)
+        .await?
+    {
+        None => Ok(no_content()),
+        Some(claim) => {
+            let now = s.service.now();
+            let views: Vec<MessageView> = claim
+                .messages
+                .iter()
+                .map(|m| MessageView::new(&queue, m, now))
+                .collect();
+            let mut resp = (
+                StatusCode::CREATED,
+                json_body(&json!({ "messages": views })),
+            )
+                .into_response();
+            location(
+                &mut resp,
+                &format!("/v2/queues/{queue}/claims/{}", claim.id),
+            );
+            Ok(resp)
+        }
+    }
+}
+
+pub async fn get_claim(
+    State(s): St,
+    Extension(id): Id,
+    Path((queue, claim_id)): Path<(String, String)>,
+) -> Result<Response> {
+    let claim = s.service.get_claim(id.ctx(), &queue, &claim_id).await?;
+    let view = ClaimView::new(&queue, &claim, s.service.now());
+    Ok(json_body(&view).into_response())
+}
+
+pub async fn update_claim(
+    State(s): St,
+    Extension(id): Id,
+    Path((queue, claim_id)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response> {
+    let body = small_body(body).await?;
+    s.service
+        .update_claim(id.ctx(), &queue, &claim_id, &body)
+        .await?;
+    Ok(no_content())
+}
+
+pub async fn delete_claim(
+    State(s): St,
+    Extension(id): Id,
+    Path((queue, claim_id)): Path<(String, String)>,
+) -> Result<Response> {
+    s.service.delete_claim(id.ctx(), &queue, &claim_id).await?;
+    Ok(no_content())
+}

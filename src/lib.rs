@@ -1,0 +1,12 @@
+//! A Rust implementation of the OpenStack Zaqar v2 messaging service.
+//!
+//! See `ARCHITECTURE.md` for the code map and the invariants.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod server;
+pub mod service;
+pub mod storage;

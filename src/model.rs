@@ -1,0 +1,173 @@
+//! Domain types shared by the service layer and the storage drivers. These are not wire types:
+//! the HTTP (and later WebSocket) transports translate them into their own response shapes.
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::clock::Millis;
+
+/// Queue metadata as stored (reserved `_` keys included, defaults not filled in).
+pub type Metadata = Map<String, Value>;
+
+/// Identifies a queue: every storage operation is scoped by project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueRef<'a> {
+    pub project: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> QueueRef<'a> {
+    pub fn new(project: &'a str, name: &'a str) -> Self {
+        Self { project, name }
+    }
+}
+
+/// A stored queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueInfo {
+    pub name: String,
+    pub metadata: Metadata,
+    /// Incremented by every metadata change; used for compare-and-set updates.
+    pub version: u64,
+    pub created: Millis,
+}
+
+/// Filters of `GET /v2/queues`.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Literal substring the name must contain.
+    pub name_contains: Option<String>,
+    /// Metadata keys that must equal the given values.
+    pub metadata: Vec<(String, Value)>,
+}
+
+impl QueueFilter {
+    pub fn matches(&self, name: &str, metadata: &Metadata) -> bool {
+        if let Some(sub) = &self.name_contains {
+            if !name.contains(sub.as_str()) {
+                return false;
+            }
+        }
+        self.metadata
+            .iter()
+            .all(|(k, v)| metadata.get(k).is_some_and(|m| m == v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.name_contains.is_none() && self.metadata.is_empty()
+    }
+}
+
+/// A message to store, already validated and defaulted by the service layer.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub body: Box<RawValue>,
+    pub ttl: i64,
+    pub delay: i64,
+    pub checksum: Option<String>,
+}
+
+/// The claim a message is (or was) part of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageClaim {
+    pub id: String,
+    pub expires: Millis,
+}
+
+/// A stored message as returned by a driver.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    /// Per-queue sequence number (FIFO order, paging marker).
+    pub marker: u64,
+    pub body: Box<RawValue>,
+    /// Seconds; may have been raised by a claim's lifetime extension.
+    pub ttl: i64,
+    pub created: Millis,
+    pub expires: Millis,
+    pub client_id: String,
+    /// The most recent claim, if any; it may have expired (see [`Message::active_claim`]).
+    pub claim: Option<MessageClaim>,
+    pub claim_count: u32,
+    /// The message is delayed until this instant (equals `created` when not delayed).
+    pub delay_expires: Millis,
+    pub checksum: Option<String>,
+}
+
+impl Message {
+    /// The claim id while the claim is live.
+    pub fn active_claim(&self, now: Millis) -> Option<&str> {
+        self.claim
+            .as_ref()
+            .filter(|c| c.expires > now)
+            .map(|c| c.id.as_str())
+    }
+
+    pub fn is_expired(&self, now: Millis) -> bool {
+        self.expires <= now
+    }
+
+    pub fn is_delayed(&self, now: Millis) -> bool {
+        self.delay_expires > now
+    }
+}
+
+/// Parameters of a message listing.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Only messages with a marker strictly greater than this.
+    pub marker: Option<u64>,
+    pub limit: usize,
+    /// Hide messages posted by this client (echo = false).
+    pub exclude_client: Option<String>,
+    pub include_claimed: bool,
+    pub include_delayed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+}
+
+/// Parameters of a claim creation or renewal (already validated).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimParams {
+    pub ttl: i64,
+    pub grace: i64,
+    pub limit: usize,
+}
+
+/// A live claim.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub id: String,
+    pub ttl: i64,
+    /// When the claim was created or last renewed.
+    pub updated: Millis,
+    pub expires: Millis,
+    /// Messages still held by the claim (deleted or expired ones are omitted).
+    pub messages: Vec<Message>,
+}
+
+/// A message's position in the queue, for stats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageStamp {
+    pub id: String,
+    pub created: Millis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub total: u64,
+    pub claimed: u64,
+    pub delayed: u64,
+    pub oldest: Option<MessageStamp>,
+    pub newest: Option<MessageStamp>,
+}
+
+/// Outcome of deleting one message by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+}

@@ -1,0 +1,732 @@
+//! The transport-neutral service layer: one function per API operation. HTTP handlers (and the
+//! WebSocket transport) parse their own envelopes, then call these; validation, defaults and
+//! every rule of the spec that is not a storage concern live here.
+
+pub mod patch;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::clock::{Millis, SharedClock};
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::model::{
+    Claim, ClaimParams, ListQuery, Message, Metadata, NewMessage, QueueFilter, QueueRef, QueueStats,
+};
+use crate::storage::DataStore;
+
+use validate::{
+    display_metadata, int_field, json_preflight, parse_document, parse_object, queue_metadata,
+    queue_name, MIN_CLAIM_GRACE, MIN_CLAIM_TTL, MIN_MESSAGE_TTL,
+};
+
+/// Who is asking: the validated project and Client-ID of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub project: &'a str,
+    pub client_id: &'a str,
+}
+
+impl<'a> Ctx<'a> {
+    fn queue(&self, name: &'a str) -> Result<QueueRef<'a>> {
+        queue_name(name)?;
+        Ok(QueueRef::new(self.project, name))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueListParams {
+    pub marker: Option<String>,
+    pub limit: Option<i64>,
+    pub detailed: bool,
+    pub with_count: bool,
+    pub filter: QueueFilter,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueListing {
+    /// Names with their displayed metadata when `detailed` was asked.
+    pub queues: Vec<(String, Option<Metadata>)>,
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MessageListParams {
+    pub marker: Option<String>,
+    pub limit: Option<i64>,
+    pub echo: bool,
+    pub include_claimed: bool,
+    pub include_delayed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageListing {
+    pub messages: Vec<Message>,
+    /// The marker to resume after this page (present whenever the page is not empty).
+    pub next_marker: Option<String>,
+}
+
+/// What a collection DELETE on messages asks for.
+#[derive(Debug, Clone, Default)]
+pub struct BulkDelete {
+    pub ids: Option<Vec<String>>,
+    pub claim_ids: Option<Vec<String>>,
+    pub pop: Option<i64>,
+}
+
+/// Result of one step of the health probe.
+#[derive(Debug, Clone)]
+pub struct ProbeStep {
+    pub name: &'static str,
+    pub succeeded: bool,
+    pub seconds: f64,
+    pub reference: Option<String>,
+}
+
+pub struct Service {
+    limits: Limits,
+    store: Arc<dyn DataStore>,
+    clock: SharedClock,
+}
+
+/// Reads `ttl`/`grace` of a claim body.
+fn claim_body_field(body: &Map<String, Value>, name: &str, default: i64) -> Result<i64> {
+    match body.get(name) {
+        None => Ok(default),
+        Some(v) => int_field(v, name),
+    }
+}
+
+impl Service {
+    pub fn new(limits: Limits, store: Arc<dyn DataStore>, clock: SharedClock) -> Self {
+        Self {
+            limits,
+            store,
+            clock,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &Arc<dyn DataStore> {
+        &self.store
+    }
+
+    // ----- health -----------------------------------------------------------------------
+
+    pub async fn ping(&self) -> bool {
+        self.store.ping().await.is_ok()
+    }
+
+    /// Runs the probe workload of `GET /v2/health` against a throw-away project and queue.
+    pub async fn health_probe(&self) -> Vec<ProbeStep> {
+        let project = format!("zaqar-health-{}", uuid::Uuid::new_v4().simple());
+        let client = uuid::Uuid::new_v4().hyphenated().to_string();
+        let ctx = Ctx {
+            project: &project,
+            client_id: &client,
+        };
+        let q = QueueRef::new(&project, "health-probe");
+        let mut steps = Vec::new();
+        async fn step<T>(
+            steps: &mut Vec<ProbeStep>,
+            name: &'static str,
+            fut: impl std::future::Future<Output = Result<T>>,
+        ) -> Option<T> {
+            let start = Instant::now();
+            let r = fut.await;
+            let seconds = start.elapsed().as_secs_f64();
+            let (succeeded, reference, out) = match r {
+                Ok(v) => (true, None, Some(v)),
+                Err(e) => {
+                    let reference = uuid::Uuid::new_v4().to_string();
+                    tracing::warn!(step = name, reference = %reference, error = %e, "health probe step failed");
+                    (false, Some(reference), None)
+                }
+            };
+            steps.push(ProbeStep {
+                name,
+                succeeded,
+                seconds,
+                reference,
+            });
+            out
+        }
+        step(
+            &mut steps,
+            "create_queue",
+            self.store.create_queue(q, Map::new()),
+        )
+        .await;
+        let body = RawValue::from_string("{\"probe\": true}".into()).expect("valid JSON");
+        let msgs = (0..100)
+            .map(|_| NewMessage {
+                body: body.clone(),
+                ttl: 600,
+                delay: 0,
+                checksum: None,
+            })
+            .collect();
+        step(
+            &mut steps,
+            "post_messages",
+            self.store.post_messages(q, ctx.client_id, msgs),
+        )
+        .await;
+        let params = ClaimParams {
+            ttl: 60,
+            grace: 300,
+            limit: self.limits.max_messages_per_claim_or_pop as usize,
+        };
+        let claim = step(
+            &mut steps,
+            "claim_messages",
+            self.store.create_claim(q, params),
+        )
+        .await
+        .flatten();
+        let query = ListQuery {
+            marker: None,
+            limit: self.limits.max_messages_per_page as usize,
+            exclude_client: None,
+            include_claimed: true,
+            include_delayed: true,
+        };
+        step(
+            &mut steps,
+            "list_messages",
+            self.store.list_messages(q, &query),
+        )
+        .await;
+        if let Some(c) = &claim {
+            let store = &self.store;
+            step(&mut steps, "delete_messages", async {
+                for m in &c.messages {
+                    store.delete_message(q, &m.id, Some(&c.id)).await?;
+                }
+                Ok(())
+            })
+            .await;
+            step(
+                &mut steps,
+                "delete_claim",
+                self.store.release_claim(q, &c.id),
+            )
+            .await;
+        }
+        let ids: Vec<String> = self
+            .store
+            .list_messages(q, &query)
+            .await
+            .map(|ms| ms.into_iter().map(|m| m.id).collect())
+            .unwrap_or_default();
+        step(
+            &mut steps,
+            "bulk_delete_messages",
+            self.store.delete_messages(q, &ids, None),
+        )
+        .await;
+        step(&mut steps, "delete_queue", self.store.delete_queue(q)).await;
+        steps
+    }
+
+    // ----- queues -----------------------------------------------------------------------
+
+    pub async fn list_queues(&self, ctx: Ctx<'_>, p: QueueListParams) -> Result<QueueListing> {
+        let limit =
+            validate::limit(p.limit, 10, self.limits.max_queues_per_page).map_err(|_| {
+                Error::invalid(format!(
+                    "Limit must be at least 1 and no greater than {}.",
+                    self.limits.max_queues_per_page
+                ))
+            })?;
+        let infos = self
+            .store
+            .list_queues(ctx.project, p.marker.as_deref(), limit, &p.filter)
+            .await?;
+        let queues = infos
+            .into_iter()
+            .map(|i| {
+                let meta = p
+                    .detailed
+                    .then(|| display_metadata(&i.metadata, &self.limits));
+                (i.name, meta)
+            })
+            .collect();
+        let count = if p.with_count {
+            Some(self.store.count_queues(ctx.project).await?).filter(|n| *n > 0)
+        } else {
+            None
+        };
+        Ok(QueueListing { queues, count })
+    }
+
+    fn check_metadata_size(&self, len: usize) -> Result<()> {
+        if len > self.limits.max_queue_metadata {
+            return Err(Error::invalid(format!(
+                "Queue metadata is too large. Max size: {}",
+                self.limits.max_queue_metadata
+            )));
+        }
+        Ok(())
+    }
+
+    /// `PUT` a queue. Returns `true` if it was created, `false` if it already existed (its
+    /// metadata is then left untouched).
+    pub async fn create_queue(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<bool> {
+        let q = ctx.queue(name)?;
+        self.check_metadata_size(body.len())?;
+        let metadata = if body.iter().all(u8::is_ascii_whitespace) {
+            Map::new()
+        } else {
+            parse_object(body)?
+        };
+        queue_metadata(&metadata, &self.limits)?;
+        self.store.create_queue(q, metadata).await
+    }
+
+    /// Metadata with the reserved defaults (a missing queue shows the defaults only).
+    pub async fn get_queue(&self, ctx: Ctx<'_>, name: &str) -> Result<Metadata> {
+        let q = ctx.queue(name)?;
+        let stored = self
+            .store
+            .get_queue(q)
+            .await?
+            .map(|i| i.metadata)
+            .unwrap_or_default();
+        Ok(display_metadata(&stored, &self.limits))
+    }
+
+    /// Whether the queue exists (`HEAD` on a queue).
+    pub async fn queue_exists(&self, ctx: Ctx<'_>, name: &str) -> Result<bool> {
+        let q = ctx.queue(name)?;
+        Ok(self.store.get_queue(q).await?.is_some())
+    }
+
+    /// Applies a JSON-patch to the queue metadata atomically; returns the displayed result.
+    pub async fn patch_queue(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<Metadata> {
+        let q = ctx.queue(name)?;
+        self.check_metadata_size(body.len())?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::body("PATCH body could not be empty for update."));
+        }
+        let ops = patch::parse(parse_document(body)?)?;
+        // Optimistic concurrency: re-read and re-apply if another writer got there first.
+        for _ in 0..16 {
+            let info = self.store.get_queue(q).await?.ok_or_else(|| {
+                Error::not_found(format!(
+                    "Queue {} does not exist for project {}",
+                    q.name, q.project
+                ))
+            })?;
+            let mut meta = info.metadata;
+            patch::apply(&mut meta, &ops)?;
+            queue_metadata(&meta, &self.limits)?;
+            if self
+                .store
+                .replace_queue_metadata(q, info.version, meta.clone())
+                .await?
+            {
+                return Ok(display_metadata(&meta, &self.limits));
+            }
+        }
+        Err(Error::unavailable(
+            "Queue metadata could not be updated because of concurrent changes. Please try again.",
+        ))
+    }
+
+    pub async fn delete_queue(&self, ctx: Ctx<'_>, name: &str) -> Result<()> {
+        let q = ctx.queue(name)?;
+        self.store.delete_queue(q).await
+    }
+
+    pub async fn queue_stats(&self, ctx: Ctx<'_>, name: &str) -> Result<QueueStats> {
+        let q = ctx.queue(name)?;
+        self.store.queue_stats(q).await
+    }
+
+    /// `POST .../purge`. An absent body purges every resource type.
+    pub async fn purge_queue(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<()> {
+        let q = ctx.queue(name)?;
+        let mut messages = true;
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            let doc = parse_object(body)?;
+            let Some(types) = doc.get("resource_types") else {
+                return Err(Error::invalid(
+                    "Post body must contain key \"resource_types\".",
+                ));
+            };
+            let Value::Array(types) = types else {
+                return Err(Error::invalid(
+                    "Resource types must be a list of \"messages\" and \"subscriptions\".",
+                ));
+            };
+            messages = false;
+            for t in types {
+                match t.as_str() {
+                    Some("messages") => messages = true,
+                    Some("subscriptions") => {}
+                    _ => {
+                        return Err(Error::invalid(
+                            "Resource types must be a sub set of {'messages', 'subscriptions'}.",
+                        ))
+                    }
+                }
+            }
+        }
+        if messages {
+            self.store.purge_messages(q).await?;
+        }
+        Ok(())
+    }
+
+    // ----- messages ---------------------------------------------------------------------
+
+    /// Parses and validates a message POST body against the queue's settings.
+    fn parse_new_messages(&self, body: &[u8], meta: &Metadata) -> Result<Vec<NewMessage>> {
+        json_preflight(body)?;
+        let doc: HashMap<String, &RawValue> = serde_json::from_slice(body).map_err(|_| {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(_) => Error::body("No messages were found in the request body."),
+                Err(_) => Error::body("Request body could not be parsed."),
+            }
+        })?;
+        let Some(raw) = doc.get("messages") else {
+            return Err(Error::body("No messages were found in the request body."));
+        };
+        let items: Vec<&RawValue> = serde_json::from_str(raw.get())
+            .map_err(|_| Error::body("The value of the \"messages\" field must be a list."))?;
+        if items.is_empty() {
+            return Err(Error::invalid("No messages to enqueu."));
+        }
+        let queue_ttl = meta
+            .get("_default_message_ttl")
+            .and_then(Value::as_i64)
+            .filter(|t| *t != 0);
+        let default_ttl = queue_ttl.unwrap_or(self.limits.default_message_ttl);
+        let queue_delay = meta
+            .get("_default_message_delay")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let delayed_queue = queue_delay != 0;
+        let max_delay = self.limits.max_message_delay;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let fields: HashMap<String, &RawValue> = serde_json::from_str(item.get())
+                .map_err(|_| Error::body("Each message must be a JSON object."))?;
+            let body = fields
+                .get("body")
+                .ok_or_else(|| Error::body("Missing \"body\" field."))?;
+            let int = |name: &str| -> Result<Option<i64>> {
+                match fields.get(name) {
+                    None => Ok(None),
+                    Some(v) => serde_json::from_str::<i64>(v.get()).map(Some).map_err(|_| {
+                        Error::body(format!("The value of the \"{name}\" field must be a int."))
+                    }),
+                }
+            };
+            let ttl = int("ttl")?.unwrap_or(default_ttl);
+            if ttl < MIN_MESSAGE_TTL || ttl > self.limits.max_message_ttl {
+                return Err(Error::invalid(format!(
+                    "The TTL for a message may not exceed {} seconds, and must be at least {} seconds long.",
+                    self.limits.max_message_ttl, MIN_MESSAGE_TTL
+                )));
+            }
+            let delay = if delayed_queue {
+                let d = int("delay")?.unwrap_or(queue_delay);
+                if d < 0 || d > max_delay {
+                    return Err(Error::invalid(format!(
+                        "The Delay TTL for a message may not exceed {max_delay} seconds, and must be at least 0 seconds long."
+                    )));
+                }
+                d
+            } else {
+                0
+            };
+            out.push(NewMessage {
+                body: (*body).to_owned(),
+                ttl,
+                delay,
+                checksum: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `POST .../messages`: stores the batch atomically and returns the new ids in order.
+    pub async fn post_messages(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        body: &[u8],
+    ) -> Result<Vec<String>> {
+        let q = ctx.queue(name)?;
+        let global = self.limits.max_messages_post_size;
+        if body.len() > global {
+            return Err(Error::invalid(format!(
+                "Message collection size is too large. Max size {global}"
+            )));
+        }
+        let meta = self
+            .store
+            .get_queue(q)
+            .await?
+            .map(|i| i.metadata)
+            .unwrap_or_default();
+        if let Some(queue_max) = meta
+            .get("_max_messages_post_size")
+            .and_then(Value::as_u64)
+            .filter(|v| *v > 0)
+        {
+            let effective = (queue_max as usize).min(global);
+            if body.len() > effective {
+                return Err(Error::invalid(format!(
+                    "Message collection size is too large. The max size for current queue is {effective}. \
+                     It is calculated by max size = min(max_messages_post_size_config: {global}, \
+                     max_messages_post_size_queue: {queue_max})."
+                )));
+            }
+        }
+        let messages = self.parse_new_messages(body, &meta)?;
+        self.store.post_messages(q, ctx.client_id, messages).await
+    }
+
+    pub async fn list_messages(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        p: MessageListParams,
+    ) -> Result<MessageListing> {
+        let q = ctx.queue(name)?;
+        let limit = validate::limit(p.limit, 10, self.limits.max_messages_per_page)?;
+        let marker = match p.marker.as_deref() {
+            None => None,
+            Some(m) => match m.parse::<u64>() {
+                Ok(v) => Some(v),
+                // An unparseable marker yields an empty page, not an error.
+                Err(_) => {
+                    return Ok(MessageListing {
+                        messages: Vec::new(),
+                        next_marker: None,
+                    })
+                }
+            },
+        };
+        let query = ListQuery {
+            marker,
+            limit,
+            exclude_client: (!p.echo).then(|| ctx.client_id.to_string()),
+            include_claimed: p.include_claimed,
+            include_delayed: p.include_delayed,
+        };
+        let messages = self.store.list_messages(q, &query).await?;
+        let next_marker = messages.last().map(|m| m.marker.to_string());
+        Ok(MessageListing {
+            messages,
+            next_marker,
+        })
+    }
+
+    fn check_id_count(&self, n: usize) -> Result<()> {
+        let max = self.limits.max_messages_per_page as usize;
+        if n == 0 || n > max {
+            return Err(Error::invalid(format!(
+                "ids parameter should have at least 1 and not greater than {max} values."
+            )));
+        }
+        Ok(())
+    }
+
+    /// `GET .../messages?ids=`: 404 when none of them is found.
+    pub async fn get_messages(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        ids: &[String],
+    ) -> Result<Vec<Message>> {
+        let q = ctx.queue(name)?;
+        self.check_id_count(ids.len())?;
+        let found = self.store.get_messages(q, ids).await?;
+        if found.is_empty() {
+            return Err(Error::not_found(format!(
+                "No messages with IDs: {} found in the queue {} for project {}.",
+                ids.join(", "),
+                q.name,
+                q.project
+            )));
+        }
+        Ok(found)
+    }
+
+    pub async fn get_message(&self, ctx: Ctx<'_>, name: &str, id: &str) -> Result<Message> {
+        let q = ctx.queue(name)?;
+        self.store
+            .get_messages(q, &[id.to_string()])
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "Message {id} does not exist in queue {} for project {}",
+                    q.name, q.project
+                ))
+            })
+    }
+
+    /// Collection DELETE: by `ids` (returns `None`) or `pop` (returns the popped messages).
+    pub async fn delete_messages(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        req: BulkDelete,
+    ) -> Result<Option<Vec<Message>>> {
+        let q = ctx.queue(name)?;
+        match (&req.ids, req.pop) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "pop and id params cannot be present together in the delete request.",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "The request should have either \"ids\" or \"pop\" parameter in the request, to be able to delete.",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(n) = req.pop {
+            let max = self.limits.max_messages_per_claim_or_pop;
+            if n < 1 || n > max {
+                return Err(Error::invalid(format!(
+                    "Pop value must be at least 1 and may not be greater than {max}."
+                )));
+            }
+            return Ok(Some(self.store.pop_messages(q, n as usize).await?));
+        }
+        let ids = req.ids.unwrap_or_default();
+        self.check_id_count(ids.len())?;
+        let claim_ids = if self.limits.message_delete_with_claim_id {
+            match &req.claim_ids {
+                Some(c) if !c.is_empty() => Some(c.as_slice()),
+                _ => {
+                    return Err(Error::invalid(
+                        "The request should have both \"ids\" and \"claim_ids\" parameter in the request when message_delete_with_claim_id is True.",
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        self.store.delete_messages(q, &ids, claim_ids).await?;
+        Ok(None)
+    }
+
+    pub async fn delete_message(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        id: &str,
+        claim_id: Option<&str>,
+    ) -> Result<()> {
+        let q = ctx.queue(name)?;
+        self.store.delete_message(q, id, claim_id).await
+    }
+
+    // ----- claims -----------------------------------------------------------------------
+
+    fn check_claim_ttl_grace(&self, ttl: i64, grace: i64) -> Result<()> {
+        if ttl < MIN_CLAIM_TTL || ttl > self.limits.max_claim_ttl {
+            return Err(Error::invalid(format!(
+                "The TTL for a claim may not exceed {} seconds, and must be at least {} seconds long.",
+                self.limits.max_claim_ttl, MIN_CLAIM_TTL
+            )));
+        }
+        if grace < MIN_CLAIM_GRACE || grace > self.limits.max_claim_grace {
+            return Err(Error::invalid(format!(
+                "The grace for a claim may not exceed {} seconds, and must be at least {} seconds long.",
+                self.limits.max_claim_grace, MIN_CLAIM_GRACE
+            )));
+        }
+        Ok(())
+    }
+
+    fn claim_body(&self, body: &[u8]) -> Result<(i64, i64)> {
+        let doc = parse_object(body)?;
+        Ok((
+            claim_body_field(&doc, "ttl", self.limits.default_claim_ttl)?,
+            claim_body_field(&doc, "grace", self.limits.default_claim_grace)?,
+        ))
+    }
+
+    /// `POST .../claims`: `None` when nothing could be claimed.
+    pub async fn create_claim(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        limit: Option<i64>,
+        body: &[u8],
+    ) -> Result<Option<Claim>> {
+        let q = ctx.queue(name)?;
+        let (ttl, grace) = if body.iter().all(u8::is_ascii_whitespace) {
+            (
+                self.limits.default_claim_ttl,
+                self.limits.default_claim_grace,
+            )
+        } else {
+            self.claim_body(body)?
+        };
+        self.check_claim_ttl_grace(ttl, grace)?;
+        let limit = validate::limit(limit, 10, self.limits.max_messages_per_claim_or_pop)?;
+        self.store
+            .create_claim(q, ClaimParams { ttl, grace, limit })
+            .await
+    }
+
+    fn claim_not_found(q: QueueRef<'_>, cid: &str) -> Error {
+        Error::not_found(format!(
+            "Claim {cid} does not exist in queue {} for project {}",
+            q.name, q.project
+        ))
+    }
+
+    pub async fn get_claim(&self, ctx: Ctx<'_>, name: &str, claim_id: &str) -> Result<Claim> {
+        let q = ctx.queue(name)?;
+        self.store
+            .get_claim(q, claim_id)
+            .await?
+            .ok_or_else(|| Self::claim_not_found(q, claim_id))
+    }
+
+    /// `PATCH .../claims/{id}`: renews a live claim (body required).
+    pub async fn update_claim(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        claim_id: &str,
+        body: &[u8],
+    ) -> Result<()> {
+        let q = ctx.queue(name)?;
+        let (ttl, grace) = self.claim_body(body)?;
+        self.check_claim_ttl_grace(ttl, grace)?;
+        if self.store.renew_claim(q, claim_id, ttl, grace).await? {
+            Ok(())
+        } else {
+            Err(Self::claim_not_found(q, claim_id))
+        }
+    }
+
+    pub async fn delete_claim(&self, ctx: Ctx<'_>, name: &str, claim_id: &str) -> Result<()> {
+        let q = ctx.queue(name)?;
+        self.store.release_claim(q, claim_id).await
+    }
+}

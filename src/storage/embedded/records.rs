@@ -1,0 +1,125 @@
+//! On-disk layout of the embedded store: table definitions and record encodings.
+//!
+//! Tables (keys are tuples, so one queue's entries are contiguous and ordered):
+//! - `queues`   (project, queue)          → [`QueueRecord`]
+//! - `counters` (project, queue)          → last marker handed out
+//! - `messages` (project, queue, marker)  → [`MsgRecord`] (small, rewritten by claims)
+//! - `bodies`   (project, queue, marker)  → the message body as JSON text (written once)
+//! - `claims`   (project, queue, claim)   → [`ClaimRecord`]
+//!
+//! Records are postcard-encoded behind a one-byte format version.
+
+use redb::TableDefinition;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::error::Result;
+
+use super::shard::storage_error;
+
+pub(crate) const QUEUES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("queues");
+pub(crate) const COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("counters");
+pub(crate) const MSGS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("messages");
+pub(crate) const BODIES: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("bodies");
+pub(crate) const CLAIMS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("claims");
+
+const FORMAT: u8 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct QueueRecord {
+    pub created: Millis,
+    pub version: u64,
+    /// JSON object text.
+    pub metadata: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MsgRecord {
+    /// Random half of the message id (the other half is the marker).
+    pub suffix: u64,
+    pub ttl: i64,
+    pub created: Millis,
+    pub expires: Millis,
+    pub client_id: String,
+    /// Latest claim id and its expiry (a stale claim is kept for display by pop).
+    pub claim: Option<(String, Millis)>,
+    pub claim_count: u32,
+    pub delay_expires: Millis,
+    pub checksum: Option<String>,
+}
+
+impl MsgRecord {
+    pub fn active_claim(&self, now: Millis) -> Option<&str> {
+        match &self.claim {
+            Some((id, exp)) if *exp > now => Some(id.as_str()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ClaimRecord {
+    pub ttl: i64,
+    pub updated: Millis,
+    pub expires: Millis,
+    pub markers: Vec<u64>,
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    let mut out = vec![FORMAT];
+    postcard::to_io(v, &mut out).map_err(storage_error)?;
+    Ok(out)
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(storage_error),
+        _ => Err(storage_error("unknown record format")),
+    }
+}
+
+/// Message ids are 32 hex digits: the marker, then a random suffix. The suffix makes ids of a
+/// deleted and re-created queue differ even where markers repeat.
+pub(crate) fn message_id(marker: u64, suffix: u64) -> String {
+    format!("{marker:016x}{suffix:016x}")
+}
+
+pub(crate) fn parse_message_id(id: &str) -> Option<(u64, u64)> {
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let marker = u64::from_str_radix(&id[..16], 16).ok()?;
+    let suffix = u64::from_str_radix(&id[16..], 16).ok()?;
+    Some((marker, suffix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        let id = message_id(42, 0xdead_beef);
+        assert_eq!(id.len(), 32);
+        assert_eq!(parse_message_id(&id), Some((42, 0xdead_beef)));
+        assert_eq!(parse_message_id("xyz"), None);
+        assert_eq!(parse_message_id(&"g".repeat(32)), None);
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_unknown_formats() {
+        let r = ClaimRecord {
+            ttl: 60,
+            updated: 1,
+            expires: 2,
+            markers: vec![1, 2, 3],
+        };
+        let bytes = encode(&r).unwrap();
+        let back: ClaimRecord = decode(&bytes).unwrap();
+        assert_eq!(back.markers, vec![1, 2, 3]);
+        let mut bad = bytes.clone();
+        bad[0] = 99;
+        assert!(decode::<ClaimRecord>(&bad).is_err());
+    }
+}

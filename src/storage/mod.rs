@@ -1,0 +1,209 @@
+//! Storage traits. Every driver (embedded now; Redis and PostgreSQL later) implements them, and the
+//! conformance suite in `tests/conformance/` runs unchanged against each.
+//!
+//! Contract for implementors:
+//! - Every method is scoped by project; no method may read or change another project's data.
+//! - Each method is atomic on its own: a batch post becomes visible all at once, a claim takes
+//!   messages no other live claim holds, a delete-with-claim checks and deletes in one step.
+//! - Expired messages and claims are invisible to every method even before they are collected.
+//! - Validation of user input is the service layer's job; drivers trust their arguments, except
+//!   for the claim rules of single-message deletion, decided by [`decide_single_delete`].
+
+pub mod embedded;
+
+use async_trait::async_trait;
+
+use crate::clock::Millis;
+use crate::error::{Error, Result};
+use crate::model::{
+    Claim, ClaimParams, ListQuery, Message, Metadata, NewMessage, QueueFilter, QueueInfo, QueueRef,
+    QueueStats,
+};
+
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Creates the queue with `metadata` if it does not exist. Returns `true` when it was
+    /// created; an existing queue is left untouched.
+    async fn create_queue(&self, q: QueueRef<'_>, metadata: Metadata) -> Result<bool>;
+
+    async fn get_queue(&self, q: QueueRef<'_>) -> Result<Option<QueueInfo>>;
+
+    /// Replaces the metadata if the stored version is still `expected_version`.
+    /// Returns `Ok(false)` when another writer got there first; `NotFound` when the queue is gone.
+    async fn replace_queue_metadata(
+        &self,
+        q: QueueRef<'_>,
+        expected_version: u64,
+        metadata: Metadata,
+    ) -> Result<bool>;
+
+    /// Deletes the queue with its messages and claims. Missing queues are not an error.
+    async fn delete_queue(&self, q: QueueRef<'_>) -> Result<()>;
+
+    /// Queues of `project` with names strictly after `marker`, in byte order of names, that
+    /// match `filter`; at most `limit`.
+    async fn list_queues(
+        &self,
+        project: &str,
+        marker: Option<&str>,
+        limit: usize,
+        filter: &QueueFilter,
+    ) -> Result<Vec<QueueInfo>>;
+
+    async fn count_queues(&self, project: &str) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Appends the messages in order with consecutive markers, atomically, creating the queue
+    /// (without metadata) if it does not exist. Returns the new ids in the same order.
+    async fn post_messages(
+        &self,
+        q: QueueRef<'_>,
+        client_id: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<String>>;
+
+    /// Unexpired messages after `query.marker` in marker order, filtered as the query says,
+    /// at most `query.limit` (the limit applies after filtering).
+    async fn list_messages(&self, q: QueueRef<'_>, query: &ListQuery) -> Result<Vec<Message>>;
+
+    /// The unexpired messages among `ids` (claimed and delayed included); unknown or malformed
+    /// ids are skipped.
+    async fn get_messages(&self, q: QueueRef<'_>, ids: &[String]) -> Result<Vec<Message>>;
+
+    /// Deletes the listed messages whether claimed or not. With `claim_ids`, every targeted
+    /// message that exists must be held by a live claim among them, else `DeleteForbidden` and
+    /// nothing is deleted.
+    async fn delete_messages(
+        &self,
+        q: QueueRef<'_>,
+        ids: &[String],
+        claim_ids: Option<&[String]>,
+    ) -> Result<()>;
+
+    /// Removes and returns up to `limit` of the oldest messages that are neither claimed nor
+    /// delayed.
+    async fn pop_messages(&self, q: QueueRef<'_>, limit: usize) -> Result<Vec<Message>>;
+
+    /// Deletes one message under the rules of [`decide_single_delete`].
+    async fn delete_message(&self, q: QueueRef<'_>, id: &str, claim_id: Option<&str>)
+        -> Result<()>;
+
+    async fn queue_stats(&self, q: QueueRef<'_>) -> Result<QueueStats>;
+
+    /// Deletes every message of the queue (claimed ones included) and its claims; the queue and
+    /// its metadata stay.
+    async fn purge_messages(&self, q: QueueRef<'_>) -> Result<()>;
+}
+
+#[async_trait]
+pub trait ClaimStore: Send + Sync {
+    /// Claims up to `params.limit` of the oldest unexpired, unclaimed, undelayed messages.
+    /// `None` when nothing was claimable (no claim is created).
+    async fn create_claim(&self, q: QueueRef<'_>, params: ClaimParams) -> Result<Option<Claim>>;
+
+    /// A live claim with the messages it still holds; `None` if unknown or expired.
+    async fn get_claim(&self, q: QueueRef<'_>, claim_id: &str) -> Result<Option<Claim>>;
+
+    /// Renews a live claim: new ttl from now, lifetime extension with `grace`.
+    /// Returns `false` if the claim is unknown or expired.
+    async fn renew_claim(
+        &self,
+        q: QueueRef<'_>,
+        claim_id: &str,
+        ttl: i64,
+        grace: i64,
+    ) -> Result<bool>;
+
+    /// Releases the claim; its messages become claimable at once. Unknown claims are ignored.
+    async fn release_claim(&self, q: QueueRef<'_>, claim_id: &str) -> Result<()>;
+}
+
+/// A complete data-plane driver.
+#[async_trait]
+pub trait DataStore: QueueStore + MessageStore + ClaimStore {
+    /// Whether the backend answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Finishes pending writes and releases the backend. Later calls fail with `Unavailable`.
+    async fn shutdown(&self);
+}
+
+/// Lifetime extension of a claimed message (spec §1.6): if the message would expire before the
+/// claim does, it lives until `claim_expires + grace` and its reported ttl becomes
+/// `claim_ttl + grace`. Returns the new `(ttl, expires)`.
+pub fn extend_for_claim(
+    ttl: i64,
+    expires: Millis,
+    claim_ttl: i64,
+    claim_expires: Millis,
+    grace: i64,
+) -> (i64, Millis) {
+    if expires < claim_expires {
+        (claim_ttl + grace, claim_expires + grace * 1000)
+    } else {
+        (ttl, expires)
+    }
+}
+
+/// Whether a claim id has the shape of an id this service hands out.
+pub fn is_valid_claim_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What single-message deletion needs to know about the targeted message.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteTarget<'a> {
+    /// The message's live claim, if it is claimed.
+    pub active_claim: Option<&'a str>,
+}
+
+/// The claim rules of single-message deletion (spec §3.4.6). Given the message (`None` if it
+/// does not exist), the claim id of the request and a way to ask whether that claim is live,
+/// decides whether to delete (`Ok(true)`), do nothing (`Ok(false)`), or refuse.
+pub fn decide_single_delete(
+    target: Option<DeleteTarget<'_>>,
+    claim_id: Option<&str>,
+    claim_is_live: impl FnOnce(&str) -> Result<bool>,
+) -> Result<bool> {
+    const CLAIMED: &str = "This message is claimed; it cannot be deleted without a valid claim ID.";
+    const NO_CLAIM: &str = "The specified claim does not exist or has expired.";
+    let Some(target) = target else {
+        return Ok(false);
+    };
+    match (claim_id, target.active_claim) {
+        (None, Some(_)) => Err(Error::DeleteForbidden(CLAIMED.into())),
+        (None, None) => Ok(true),
+        (Some(cid), _) if !is_valid_claim_id(cid) => Err(Error::DeleteBadRequest(NO_CLAIM.into())),
+        (Some(_), None) => Err(Error::DeleteBadRequest(
+            "A claim was specified, but the message is not currently claimed.".into(),
+        )),
+        (Some(cid), Some(own)) if own == cid => Ok(true),
+        (Some(cid), Some(_)) => {
+            if claim_is_live(cid)? {
+                Err(Error::DeleteForbidden(
+                    "This message is claimed by another claim; it cannot be deleted with the \
+                     given claim ID."
+                        .into(),
+                ))
+            } else {
+                Err(Error::DeleteBadRequest(NO_CLAIM.into()))
+            }
+        }
+    }
+}
+
+/// Checks the `claim_ids` rule of bulk deletion for one targeted message.
+pub fn check_bulk_delete_claim(
+    message_id: &str,
+    active_claim: Option<&str>,
+    claim_ids: &[String],
+) -> Result<()> {
+    match active_claim {
+        Some(c) if claim_ids.iter().any(|x| x == c) => Ok(()),
+        _ => Err(Error::DeleteForbidden(format!(
+            "Message {message_id} is not held by any of the given claims."
+        ))),
+    }
+}

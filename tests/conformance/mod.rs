@@ -1,0 +1,658 @@
+//! The storage conformance suite: one set of cases, generic over the storage traits, run
+//! unchanged against every driver. A driver's test file implements [`Harness`] and invokes
+//! [`conformance_tests!`], which expands to one `#[tokio::test]` per case.
+//!
+//! Time is a [`ManualClock`]: expiry, grace and delay are tested by moving the clock.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use serde_json::{json, Map};
+use zaqar::clock::{Clock, ManualClock};
+use zaqar::error::Error;
+use zaqar::model::{ClaimParams, ListQuery, NewMessage, QueueFilter, QueueRef};
+use zaqar::storage::DataStore;
+
+/// Gives each case a fresh, isolated store driven by `clock`.
+#[async_trait::async_trait]
+pub trait Harness: Send + Sync {
+    async fn store(&self, clock: ManualClock) -> Arc<dyn DataStore>;
+}
+
+pub const C1: &str = "3381af92-2b9e-11e3-b191-71861300734c";
+pub const C2: &str = "9d6d6b5c-9a8f-4f4e-8a0d-1f2e3d4c5b6a";
+
+pub fn q<'a>(project: &'a str, name: &'a str) -> QueueRef<'a> {
+    QueueRef::new(project, name)
+}
+
+pub fn msg(body: serde_json::Value, ttl: i64) -> NewMessage {
+    NewMessage {
+        body: RawValue::from_string(body.to_string()).unwrap(),
+        ttl,
+        delay: 0,
+        checksum: None,
+    }
+}
+
+pub fn delayed(body: serde_json::Value, ttl: i64, delay: i64) -> NewMessage {
+    NewMessage {
+        delay,
+        ..msg(body, ttl)
+    }
+}
+
+pub fn all(limit: usize) -> ListQuery {
+    ListQuery {
+        marker: None,
+        limit,
+        exclude_client: None,
+        include_claimed: true,
+        include_delayed: true,
+    }
+}
+
+pub fn claim(ttl: i64, grace: i64, limit: usize) -> ClaimParams {
+    ClaimParams { ttl, grace, limit }
+}
+
+fn bodies(ms: &[zaqar::model::Message]) -> Vec<String> {
+    ms.iter().map(|m| m.body.get().to_string()).collect()
+}
+
+async fn post_n(s: &Arc<dyn DataStore>, qr: QueueRef<'_>, n: usize) -> Vec<String> {
+    let msgs = (0..n).map(|i| msg(json!({ "n": i }), 3600)).collect();
+    s.post_messages(qr, C1, msgs).await.unwrap()
+}
+
+pub struct Env {
+    pub clock: ManualClock,
+    pub s: Arc<dyn DataStore>,
+}
+
+pub async fn env(h: &dyn Harness) -> Env {
+    let clock = ManualClock::default();
+    let s = h.store(clock.clone()).await;
+    Env { clock, s }
+}
+
+// ----- queues -----------------------------------------------------------------------------
+
+pub async fn queue_create_get_delete(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "alpha");
+    assert!(s.get_queue(qa).await.unwrap().is_none());
+    let meta: Map<_, _> = json!({"k": "v"}).as_object().unwrap().clone();
+    assert!(s.create_queue(qa, meta.clone()).await.unwrap());
+    let other: Map<_, _> = json!({"k": "other"}).as_object().unwrap().clone();
+    assert!(!s.create_queue(qa, other).await.unwrap(), "second create");
+    let info = s.get_queue(qa).await.unwrap().unwrap();
+    assert_eq!(info.metadata, meta, "existing metadata untouched");
+    assert_eq!(info.name, "alpha");
+    post_n(&s, qa, 3).await;
+    s.delete_queue(qa).await.unwrap();
+    assert!(s.get_queue(qa).await.unwrap().is_none());
+    assert!(s.list_messages(qa, &all(10)).await.unwrap().is_empty());
+    s.delete_queue(qa).await.unwrap(); // deleting a missing queue is fine
+}
+
+pub async fn queue_metadata_compare_and_set(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "cas");
+    let err = s.replace_queue_metadata(qa, 1, Map::new()).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    s.create_queue(qa, Map::new()).await.unwrap();
+    let v = s.get_queue(qa).await.unwrap().unwrap().version;
+    let m1: Map<_, _> = json!({"a": 1}).as_object().unwrap().clone();
+    assert!(s.replace_queue_metadata(qa, v, m1.clone()).await.unwrap());
+    let m2: Map<_, _> = json!({"a": 2}).as_object().unwrap().clone();
+    assert!(!s.replace_queue_metadata(qa, v, m2).await.unwrap(), "stale version");
+    let info = s.get_queue(qa).await.unwrap().unwrap();
+    assert_eq!(info.metadata, m1);
+    assert_ne!(info.version, v);
+}
+
+pub async fn queue_listing(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    for name in ["b", "a", "c-1", "C", "a.b", "zz"] {
+        let meta = json!({"len": name.len(), "tag": if name.starts_with('a') {"x"} else {"y"}});
+        s.create_queue(q("p1", name), meta.as_object().unwrap().clone())
+            .await
+            .unwrap();
+    }
+    s.create_queue(q("p2", "a"), Map::new()).await.unwrap();
+    s.create_queue(q("p", "a"), Map::new()).await.unwrap();
+    let none = QueueFilter::default();
+    let names = |v: Vec<zaqar::model::QueueInfo>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
+    let all_p1 = names(s.list_queues("p1", None, 100, &none).await.unwrap());
+    assert_eq!(all_p1, vec!["C", "a", "a.b", "b", "c-1", "zz"], "byte order, own project only");
+    let page1 = names(s.list_queues("p1", None, 2, &none).await.unwrap());
+    assert_eq!(page1, vec!["C", "a"]);
+    let page2 = names(s.list_queues("p1", Some("a"), 2, &none).await.unwrap());
+    assert_eq!(page2, vec!["a.b", "b"]);
+    let last = names(s.list_queues("p1", Some("zz"), 2, &none).await.unwrap());
+    assert!(last.is_empty());
+    let f = QueueFilter {
+        name_contains: Some("a".into()),
+        metadata: vec![],
+    };
+    assert_eq!(names(s.list_queues("p1", None, 10, &f).await.unwrap()), vec!["a", "a.b"]);
+    let f = QueueFilter {
+        name_contains: None,
+        metadata: vec![("tag".into(), json!("y")), ("len".into(), json!(1))],
+    };
+    assert_eq!(names(s.list_queues("p1", None, 10, &f).await.unwrap()), vec!["C", "b"]);
+    let f = QueueFilter {
+        name_contains: None,
+        metadata: vec![("tag".into(), json!("y"))],
+    };
+    // The limit applies after filtering.
+    assert_eq!(names(s.list_queues("p1", None, 2, &f).await.unwrap()), vec!["C", "b"]);
+    assert_eq!(s.count_queues("p1").await.unwrap(), 6);
+    assert_eq!(s.count_queues("p2").await.unwrap(), 1);
+    assert_eq!(s.count_queues("nobody").await.unwrap(), 0);
+    // A project whose id is a prefix of another's sees only its own queues.
+    assert_eq!(names(s.list_queues("p", None, 10, &none).await.unwrap()), vec!["a"]);
+}
+
+// ----- messages ---------------------------------------------------------------------------
+
+pub async fn post_preserves_order_and_markers(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "fifo");
+    let ids1 = post_n(&s, qa, 3).await;
+    let ids2 = s
+        .post_messages(qa, C2, vec![msg(json!("x"), 60), msg(json!(null), 60)])
+        .await
+        .unwrap();
+    assert_eq!(ids1.len(), 3);
+    assert_eq!(ids2.len(), 2);
+    let all_ids: HashSet<_> = ids1.iter().chain(ids2.iter()).collect();
+    assert_eq!(all_ids.len(), 5, "ids are unique");
+    let listed = s.list_messages(qa, &all(20)).await.unwrap();
+    let got: Vec<_> = listed.iter().map(|m| m.id.clone()).collect();
+    let want: Vec<_> = ids1.iter().chain(ids2.iter()).cloned().collect();
+    assert_eq!(got, want, "FIFO order");
+    let markers: Vec<u64> = listed.iter().map(|m| m.marker).collect();
+    assert!(markers.windows(2).all(|w| w[1] == w[0] + 1), "consecutive markers {markers:?}");
+    assert_eq!(bodies(&listed)[3], "\"x\"");
+    assert_eq!(bodies(&listed)[4], "null");
+    assert_eq!(listed[3].client_id, C2);
+    assert_eq!(listed[3].ttl, 60);
+    assert!(s.get_queue(qa).await.unwrap().is_some(), "posting creates the queue");
+}
+
+pub async fn listing_filters_and_paging(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "list");
+    s.post_messages(qa, C1, vec![msg(json!(1), 600), msg(json!(2), 600)])
+        .await
+        .unwrap();
+    s.post_messages(qa, C2, vec![msg(json!(3), 600), delayed(json!(4), 600, 120)])
+        .await
+        .unwrap();
+    s.post_messages(qa, C2, vec![msg(json!(5), 600), msg(json!(6), 600)])
+        .await
+        .unwrap();
+    s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap(); // claims message 1
+    let base = ListQuery {
+        marker: None,
+        limit: 10,
+        exclude_client: None,
+        include_claimed: false,
+        include_delayed: false,
+    };
+    let got = bodies(&s.list_messages(qa, &base).await.unwrap());
+    assert_eq!(got, vec!["2", "3", "5", "6"], "claimed and delayed hidden");
+    let echo_off = ListQuery {
+        exclude_client: Some(C1.into()),
+        ..base.clone()
+    };
+    assert_eq!(bodies(&s.list_messages(qa, &echo_off).await.unwrap()), vec!["3", "5", "6"]);
+    let claimed = ListQuery {
+        include_claimed: true,
+        ..base.clone()
+    };
+    assert_eq!(
+        bodies(&s.list_messages(qa, &claimed).await.unwrap()),
+        vec!["1", "2", "3", "5", "6"]
+    );
+    let everything = ListQuery {
+        include_claimed: true,
+        include_delayed: true,
+        ..base.clone()
+    };
+    assert_eq!(
+        bodies(&s.list_messages(qa, &everything).await.unwrap()),
+        vec!["1", "2", "3", "4", "5", "6"]
+    );
+    // Limit applies after filtering; paging with markers.
+    let page = ListQuery {
+        limit: 2,
+        ..base.clone()
+    };
+    let p1 = s.list_messages(qa, &page).await.unwrap();
+    assert_eq!(bodies(&p1), vec!["2", "3"]);
+    let p2 = s
+        .list_messages(
+            qa,
+            &ListQuery {
+                marker: Some(p1[1].marker),
+                ..page.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(bodies(&p2), vec!["5", "6"]);
+    let p3 = s
+        .list_messages(
+            qa,
+            &ListQuery {
+                marker: Some(p2[1].marker),
+                ..page.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(p3.is_empty());
+    // After the delay the message is listed by default.
+    clock.advance_secs(121);
+    assert!(bodies(&s.list_messages(qa, &base).await.unwrap()).contains(&"4".to_string()));
+    // Missing queue: empty.
+    assert!(s.list_messages(q("p", "nope"), &base).await.unwrap().is_empty());
+}
+
+pub async fn get_by_ids(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "ids");
+    let ids = post_n(&s, qa, 3).await;
+    let got = s
+        .get_messages(
+            qa,
+            &[ids[2].clone(), "bogus".into(), ids[0].clone(), "0".repeat(32)],
+        )
+        .await
+        .unwrap();
+    let mut got_ids: Vec<_> = got.iter().map(|m| m.id.clone()).collect();
+    got_ids.sort();
+    let mut want = vec![ids[0].clone(), ids[2].clone()];
+    want.sort();
+    assert_eq!(got_ids, want);
+    assert!(s.get_messages(q("other", "ids"), &ids).await.unwrap().is_empty(), "other project");
+    assert!(s.get_messages(q("p", "ids2"), &ids).await.unwrap().is_empty(), "other queue");
+}
+
+pub async fn batch_is_atomic_for_readers(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "atomic");
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                let batch = (0..10).map(|i| msg(json!(i), 600)).collect();
+                s.post_messages(q("p", "atomic"), C1, batch).await.unwrap();
+            }
+        })
+    };
+    let mut observations = 0;
+    while !writer.is_finished() {
+        let n = s.queue_stats(qa).await.unwrap().total;
+        assert_eq!(n % 10, 0, "a reader saw a partial batch: {n}");
+        observations += 1;
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    assert!(observations > 0);
+    assert_eq!(s.queue_stats(qa).await.unwrap().total, 300);
+}
+
+pub async fn expiry_hides_messages_everywhere(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "ttl");
+    let short = s.post_messages(qa, C1, vec![msg(json!("short"), 60)]).await.unwrap();
+    let long = s.post_messages(qa, C1, vec![msg(json!("long"), 120)]).await.unwrap();
+    clock.advance_secs(59);
+    assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 2);
+    clock.advance_secs(1);
+    assert_eq!(bodies(&s.list_messages(qa, &all(10)).await.unwrap()), vec!["\"long\""]);
+    assert!(s.get_messages(qa, &short).await.unwrap().is_empty());
+    assert_eq!(s.queue_stats(qa).await.unwrap().total, 1);
+    let c = s.create_claim(qa, claim(60, 60, 10)).await.unwrap().unwrap();
+    assert_eq!(c.messages.len(), 1);
+    assert_eq!(c.messages[0].id, long[0]);
+    s.delete_message(qa, &short[0], None).await.unwrap(); // expired = gone = 204
+    clock.advance_secs(10_000);
+    assert!(s.list_messages(qa, &all(10)).await.unwrap().is_empty());
+    assert!(s.pop_messages(qa, 10).await.unwrap().is_empty());
+    assert_eq!(s.queue_stats(qa).await.unwrap(), Default::default());
+}
+
+pub async fn delete_messages_in_bulk(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "bulk");
+    let ids = post_n(&s, qa, 4).await;
+    let c = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c.messages[0].id, ids[0]);
+    // Without claim ids, claimed messages are deleted too; unknown ids are ignored.
+    s.delete_messages(qa, &[ids[0].clone(), ids[1].clone(), "nope".into()], None)
+        .await
+        .unwrap();
+    assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 2);
+    // With claim ids: every targeted message must be held by one of them.
+    let c2 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c2.messages[0].id, ids[2]);
+    let err = s
+        .delete_messages(qa, &[ids[2].clone(), ids[3].clone()], Some(&[c2.id.clone()]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeleteForbidden(_)), "{err:?}");
+    assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 2, "nothing deleted");
+    s.delete_messages(qa, &[ids[2].clone()], Some(&[c2.id.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 1);
+    clock.advance_secs(1);
+    s.delete_messages(q("p", "missing"), &ids, None).await.unwrap();
+}
+
+pub async fn pop_takes_oldest_free_messages(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "pop");
+    s.post_messages(qa, C1, vec![msg(json!(1), 600), msg(json!(2), 600)])
+        .await
+        .unwrap();
+    s.post_messages(qa, C1, vec![delayed(json!(3), 600, 60), msg(json!(4), 600), msg(json!(5), 600)])
+        .await
+        .unwrap();
+    let c = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c.messages[0].body.get(), "1");
+    clock.advance_secs(5);
+    let popped = s.pop_messages(qa, 2).await.unwrap();
+    assert_eq!(bodies(&popped), vec!["2", "4"], "skips claimed and delayed");
+    assert_eq!(popped[0].claim_count, 0);
+    let rest = s.list_messages(qa, &all(10)).await.unwrap();
+    assert_eq!(bodies(&rest), vec!["1", "3", "5"], "popped messages are gone");
+    assert!(s.pop_messages(q("p", "empty"), 5).await.unwrap().is_empty());
+    // A message whose claim expired can be popped, and shows its stale claim.
+    clock.advance_secs(60);
+    let popped = s.pop_messages(qa, 1).await.unwrap();
+    assert_eq!(bodies(&popped), vec!["1"]);
+    assert_eq!(popped[0].claim.as_ref().map(|c| c.id.as_str()), Some(c.id.as_str()));
+    assert_eq!(popped[0].claim_count, 1);
+}
+
+pub async fn single_delete_claim_rules(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "del");
+    let ids = post_n(&s, qa, 4).await;
+    // Unclaimed message: deleted without a claim id.
+    s.delete_message(qa, &ids[0], None).await.unwrap();
+    assert!(s.get_messages(qa, &ids[..1]).await.unwrap().is_empty());
+    // Unclaimed message with a claim id: 400.
+    let fake = "0123456789abcdef0123456789abcdef";
+    let e = s.delete_message(qa, &ids[1], Some(fake)).await.unwrap_err();
+    assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
+    let c1 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c1.messages[0].id, ids[1]);
+    let c2 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c2.messages[0].id, ids[2]);
+    // Claimed, no claim id: 403.
+    let e = s.delete_message(qa, &ids[1], None).await.unwrap_err();
+    assert!(matches!(e, Error::DeleteForbidden(_)), "{e:?}");
+    // Malformed claim id: 400.
+    let e = s.delete_message(qa, &ids[1], Some("nonsense")).await.unwrap_err();
+    assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
+    // Claimed by another live claim: 403.
+    let e = s.delete_message(qa, &ids[1], Some(&c2.id)).await.unwrap_err();
+    assert!(matches!(e, Error::DeleteForbidden(_)), "{e:?}");
+    // Claimed by another claim, given claim unknown: 400.
+    let e = s.delete_message(qa, &ids[1], Some(fake)).await.unwrap_err();
+    assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
+    // Right claim: deleted, and gone from the claim.
+    s.delete_message(qa, &ids[1], Some(&c1.id)).await.unwrap();
+    assert!(s.get_messages(qa, &ids[1..2]).await.unwrap().is_empty());
+    assert!(s.get_claim(qa, &c1.id).await.unwrap().unwrap().messages.is_empty());
+    // Released claim: the message is no longer claimed → 400 with that claim id.
+    s.release_claim(qa, &c2.id).await.unwrap();
+    let e = s.delete_message(qa, &ids[2], Some(&c2.id)).await.unwrap_err();
+    assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
+    // Expired claim: same.
+    let c3 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    clock.advance_secs(61);
+    let e = s.delete_message(qa, &c3.messages[0].id, Some(&c3.id)).await.unwrap_err();
+    assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
+    s.delete_message(qa, &c3.messages[0].id, None).await.unwrap();
+    // Missing message, missing queue, malformed id: no error.
+    s.delete_message(qa, &ids[0], Some(fake)).await.unwrap();
+    s.delete_message(q("p", "nope"), &ids[3], None).await.unwrap();
+    s.delete_message(qa, "garbage", None).await.unwrap();
+}
+
+pub async fn stats_are_exact(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "stats");
+    assert_eq!(s.queue_stats(qa).await.unwrap(), Default::default());
+    let ids = post_n(&s, qa, 3).await;
+    clock.advance_secs(10);
+    let later = s
+        .post_messages(qa, C1, vec![delayed(json!("d"), 600, 100)])
+        .await
+        .unwrap();
+    s.create_claim(qa, claim(60, 60, 2)).await.unwrap().unwrap();
+    let st = s.queue_stats(qa).await.unwrap();
+    assert_eq!((st.total, st.claimed, st.delayed), (4, 2, 1));
+    let oldest = st.oldest.unwrap();
+    assert_eq!(oldest.id, ids[0]);
+    let newest = st.newest.unwrap();
+    assert_eq!(newest.id, later[0]);
+    assert_eq!(newest.created - oldest.created, 10_000);
+}
+
+pub async fn purge_removes_every_message(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "purge");
+    let meta: Map<_, _> = json!({"keep": true}).as_object().unwrap().clone();
+    s.create_queue(qa, meta.clone()).await.unwrap();
+    post_n(&s, qa, 5).await;
+    let c = s.create_claim(qa, claim(60, 60, 2)).await.unwrap().unwrap();
+    s.purge_messages(qa).await.unwrap();
+    assert_eq!(s.queue_stats(qa).await.unwrap().total, 0, "claimed ones too");
+    assert!(s.get_claim(qa, &c.id).await.unwrap().map(|c| c.messages.is_empty()).unwrap_or(true));
+    assert_eq!(s.get_queue(qa).await.unwrap().unwrap().metadata, meta);
+    // The queue keeps working after a purge.
+    post_n(&s, qa, 1).await;
+    assert_eq!(s.queue_stats(qa).await.unwrap().total, 1);
+}
+
+pub async fn recreated_queue_does_not_resurrect_ids(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "again");
+    let old = post_n(&s, qa, 2).await;
+    s.delete_queue(qa).await.unwrap();
+    let new = post_n(&s, qa, 2).await;
+    assert!(s.get_messages(qa, &old).await.unwrap().is_empty());
+    assert_eq!(s.get_messages(qa, &new).await.unwrap().len(), 2);
+}
+
+// ----- claims -----------------------------------------------------------------------------
+
+pub async fn claims_take_oldest_first_and_exclusively(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "claims");
+    assert!(s.create_claim(qa, claim(60, 60, 5)).await.unwrap().is_none(), "missing queue");
+    let ids = post_n(&s, qa, 5).await;
+    let c1 = s.create_claim(qa, claim(60, 60, 2)).await.unwrap().unwrap();
+    let got: Vec<_> = c1.messages.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(got, ids[..2]);
+    assert!(c1.messages.iter().all(|m| m.active_claim(clock.now()) == Some(c1.id.as_str())));
+    assert!(c1.messages.iter().all(|m| m.claim_count == 1));
+    let c2 = s.create_claim(qa, claim(60, 60, 10)).await.unwrap().unwrap();
+    let got: Vec<_> = c2.messages.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(got, ids[2..]);
+    assert_ne!(c1.id, c2.id);
+    assert!(s.create_claim(qa, claim(60, 60, 10)).await.unwrap().is_none(), "all claimed");
+    assert_eq!(c1.id.len(), 32, "claim ids look like the ids this service issues");
+}
+
+pub async fn concurrent_claims_never_share_a_message(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "race");
+    for _ in 0..10 {
+        post_n(&s, qa, 20).await;
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(c) = s.create_claim(q("p", "race"), claim(300, 60, 3)).await.unwrap() {
+                mine.extend(c.messages.into_iter().map(|m| m.id));
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in tasks {
+        for id in t.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id), "a message was claimed twice");
+        }
+    }
+    assert_eq!(total, 200);
+}
+
+pub async fn claim_expiry_and_counts(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "expire");
+    post_n(&s, qa, 1).await;
+    let c1 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    clock.advance_secs(59);
+    assert!(s.create_claim(qa, claim(60, 60, 1)).await.unwrap().is_none());
+    assert!(s.get_claim(qa, &c1.id).await.unwrap().is_some());
+    clock.advance_secs(1);
+    assert!(s.get_claim(qa, &c1.id).await.unwrap().is_none(), "expired claim is gone");
+    let c2 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c2.messages[0].claim_count, 2, "claim counter counts every claim");
+    assert!(!s.renew_claim(qa, &c1.id, 60, 60).await.unwrap(), "expired claims cannot be renewed");
+}
+
+pub async fn claim_extends_message_lifetime(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "extend");
+    s.post_messages(qa, C1, vec![msg(json!("short"), 60), msg(json!("long"), 3600)])
+        .await
+        .unwrap();
+    let c = s.create_claim(qa, claim(300, 60, 2)).await.unwrap().unwrap();
+    assert_eq!(c.messages[0].ttl, 360, "ttl becomes claim ttl + grace");
+    assert_eq!(c.messages[1].ttl, 3600, "messages that outlive the claim are untouched");
+    assert_eq!(c.expires - c.updated, 300_000);
+    // The short message outlives its own ttl while claimed, then lives through the grace.
+    clock.advance_secs(300);
+    assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 2);
+    let c2 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c2.messages[0].body.get(), "\"short\"");
+    clock.advance_secs(61);
+    let left = s.list_messages(qa, &all(10)).await.unwrap();
+    assert_eq!(bodies(&left), vec!["\"long\""], "expired after claim + grace");
+}
+
+pub async fn renew_resets_and_extends(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "renew");
+    s.post_messages(qa, C1, vec![msg(json!(1), 100)]).await.unwrap();
+    let c = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert_eq!(c.messages[0].ttl, 100);
+    clock.advance_secs(50);
+    assert!(s.renew_claim(qa, &c.id, 200, 100).await.unwrap());
+    let got = s.get_claim(qa, &c.id).await.unwrap().unwrap();
+    assert_eq!(got.ttl, 200);
+    assert_eq!(got.updated, clock.now(), "age resets on renew");
+    assert_eq!(got.expires, clock.now() + 200_000);
+    assert_eq!(got.messages.len(), 1);
+    assert_eq!(got.messages[0].ttl, 300, "lifetime extension re-applied with the new grace");
+    assert_eq!(got.messages[0].claim_count, 1, "renewal keeps the claim counter");
+    clock.advance_secs(199);
+    assert!(s.create_claim(qa, claim(60, 60, 1)).await.unwrap().is_none());
+    clock.advance_secs(1);
+    assert!(s.create_claim(qa, claim(60, 60, 1)).await.unwrap().is_some());
+    assert!(!s.renew_claim(qa, "0123456789abcdef0123456789abcdef", 60, 60).await.unwrap());
+}
+
+pub async fn release_makes_messages_claimable(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let qa = q("p", "release");
+    post_n(&s, qa, 2).await;
+    let c = s.create_claim(qa, claim(600, 60, 2)).await.unwrap().unwrap();
+    s.release_claim(qa, &c.id).await.unwrap();
+    assert!(s.get_claim(qa, &c.id).await.unwrap().is_none());
+    let c2 = s.create_claim(qa, claim(600, 60, 2)).await.unwrap().unwrap();
+    assert_eq!(c2.messages.len(), 2);
+    s.release_claim(qa, "0123456789abcdef0123456789abcdef").await.unwrap();
+    s.release_claim(q("p", "nope"), &c2.id).await.unwrap();
+}
+
+pub async fn delayed_messages_wait(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let qa = q("p", "delay");
+    let ids = s
+        .post_messages(qa, C1, vec![delayed(json!("later"), 600, 30)])
+        .await
+        .unwrap();
+    assert!(s.create_claim(qa, claim(60, 60, 5)).await.unwrap().is_none());
+    assert!(s.pop_messages(qa, 5).await.unwrap().is_empty());
+    assert_eq!(s.get_messages(qa, &ids).await.unwrap().len(), 1, "get by id returns delayed");
+    clock.advance_secs(30);
+    assert!(s.create_claim(qa, claim(60, 60, 5)).await.unwrap().is_some());
+}
+
+pub async fn projects_are_isolated(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let a = q("project-a", "shared");
+    let b = q("project-b", "shared");
+    let ids = post_n(&s, a, 3).await;
+    assert!(s.list_messages(b, &all(10)).await.unwrap().is_empty());
+    assert!(s.get_messages(b, &ids).await.unwrap().is_empty());
+    assert!(s.create_claim(b, claim(60, 60, 10)).await.unwrap().is_none());
+    assert!(s.pop_messages(b, 10).await.unwrap().is_empty());
+    s.delete_messages(b, &ids, None).await.unwrap();
+    for id in &ids {
+        s.delete_message(b, id, None).await.unwrap();
+    }
+    s.purge_messages(b).await.unwrap();
+    s.delete_queue(b).await.unwrap();
+    assert_eq!(s.queue_stats(b).await.unwrap().total, 0);
+    assert_eq!(s.list_messages(a, &all(10)).await.unwrap().len(), 3, "A untouched");
+    let c = s.create_claim(a, claim(60, 60, 1)).await.unwrap().unwrap();
+    assert!(s.get_claim(b, &c.id).await.unwrap().is_none());
+    assert!(!s.renew_claim(b, &c.id, 60, 60).await.unwrap());
+    s.release_claim(b, &c.id).await.unwrap();
+    assert!(s.get_claim(a, &c.id).await.unwrap().is_some(), "B cannot release A's claim");
+}
+
+/// Expands to one test per conformance case for the harness expression `$h`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($h:expr) => {
+        $crate::conformance_tests!(@cases $h;
+            queue_create_get_delete, queue_metadata_compare_and_set, queue_listing,
+            post_preserves_order_and_markers, listing_filters_and_paging, get_by_ids,
+            batch_is_atomic_for_readers, expiry_hides_messages_everywhere,
+            delete_messages_in_bulk, pop_takes_oldest_free_messages, single_delete_claim_rules,
+            stats_are_exact, purge_removes_every_message, recreated_queue_does_not_resurrect_ids,
+            claims_take_oldest_first_and_exclusively, concurrent_claims_never_share_a_message,
+            claim_expiry_and_counts, claim_extends_message_lifetime, renew_resets_and_extends,
+            release_makes_messages_claimable, delayed_messages_wait, projects_are_isolated);
+    };
+    (@cases $h:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let h = $h;
+                conformance::$case(&h).await;
+            }
+        )*
+    };
+}

@@ -101,14 +101,20 @@ pub async fn queue_create_get_delete(h: &dyn Harness) {
 pub async fn queue_metadata_compare_and_set(h: &dyn Harness) {
     let Env { s, .. } = env(h).await;
     let qa = q("p", "cas");
-    let err = s.replace_queue_metadata(qa, 1, Map::new()).await.unwrap_err();
+    let err = s
+        .replace_queue_metadata(qa, 1, Map::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     s.create_queue(qa, Map::new()).await.unwrap();
     let v = s.get_queue(qa).await.unwrap().unwrap().version;
     let m1: Map<_, _> = json!({"a": 1}).as_object().unwrap().clone();
     assert!(s.replace_queue_metadata(qa, v, m1.clone()).await.unwrap());
     let m2: Map<_, _> = json!({"a": 2}).as_object().unwrap().clone();
-    assert!(!s.replace_queue_metadata(qa, v, m2).await.unwrap(), "stale version");
+    assert!(
+        !s.replace_queue_metadata(qa, v, m2).await.unwrap(),
+        "stale version"
+    );
     let info = s.get_queue(qa).await.unwrap().unwrap();
     assert_eq!(info.metadata, m1);
     assert_ne!(info.version, v);
@@ -127,7 +133,11 @@ pub async fn queue_listing(h: &dyn Harness) {
     let none = QueueFilter::default();
     let names = |v: Vec<zaqar::model::QueueInfo>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
     let all_p1 = names(s.list_queues("p1", None, 100, &none).await.unwrap());
-    assert_eq!(all_p1, vec!["C", "a", "a.b", "b", "c-1", "zz"], "byte order, own project only");
+    assert_eq!(
+        all_p1,
+        vec!["C", "a", "a.b", "b", "c-1", "zz"],
+        "byte order, own project only"
+    );
     let page1 = names(s.list_queues("p1", None, 2, &none).await.unwrap());
     assert_eq!(page1, vec!["C", "a"]);
     let page2 = names(s.list_queues("p1", Some("a"), 2, &none).await.unwrap());
@@ -138,23 +148,35 @@ pub async fn queue_listing(h: &dyn Harness) {
         name_contains: Some("a".into()),
         metadata: vec![],
     };
-    assert_eq!(names(s.list_queues("p1", None, 10, &f).await.unwrap()), vec!["a", "a.b"]);
+    assert_eq!(
+        names(s.list_queues("p1", None, 10, &f).await.unwrap()),
+        vec!["a", "a.b"]
+    );
     let f = QueueFilter {
         name_contains: None,
         metadata: vec![("tag".into(), json!("y")), ("len".into(), json!(1))],
     };
-    assert_eq!(names(s.list_queues("p1", None, 10, &f).await.unwrap()), vec!["C", "b"]);
+    assert_eq!(
+        names(s.list_queues("p1", None, 10, &f).await.unwrap()),
+        vec!["C", "b"]
+    );
     let f = QueueFilter {
         name_contains: None,
         metadata: vec![("tag".into(), json!("y"))],
     };
     // The limit applies after filtering.
-    assert_eq!(names(s.list_queues("p1", None, 2, &f).await.unwrap()), vec!["C", "b"]);
+    assert_eq!(
+        names(s.list_queues("p1", None, 2, &f).await.unwrap()),
+        vec!["C", "b"]
+    );
     assert_eq!(s.count_queues("p1").await.unwrap(), 6);
     assert_eq!(s.count_queues("p2").await.unwrap(), 1);
     assert_eq!(s.count_queues("nobody").await.unwrap(), 0);
     // A project whose id is a prefix of another's sees only its own queues.
-    assert_eq!(names(s.list_queues("p", None, 10, &none).await.unwrap()), vec!["a"]);
+    assert_eq!(
+        names(s.list_queues("p", None, 10, &none).await.unwrap()),
+        vec!["a"]
+    );
 }
 
 // ----- messages ---------------------------------------------------------------------------
@@ -176,12 +198,18 @@ pub async fn post_preserves_order_and_markers(h: &dyn Harness) {
     let want: Vec<_> = ids1.iter().chain(ids2.iter()).cloned().collect();
     assert_eq!(got, want, "FIFO order");
     let markers: Vec<u64> = listed.iter().map(|m| m.marker).collect();
-    assert!(markers.windows(2).all(|w| w[1] == w[0] + 1), "consecutive markers {markers:?}");
+    assert!(
+        markers.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive markers {markers:?}"
+    );
     assert_eq!(bodies(&listed)[3], "\"x\"");
     assert_eq!(bodies(&listed)[4], "null");
     assert_eq!(listed[3].client_id, C2);
     assert_eq!(listed[3].ttl, 60);
-    assert!(s.get_queue(qa).await.unwrap().is_some(), "posting creates the queue");
+    assert!(
+        s.get_queue(qa).await.unwrap().is_some(),
+        "posting creates the queue"
+    );
 }
 
 pub async fn listing_filters_and_paging(h: &dyn Harness) {
@@ -190,9 +218,13 @@ pub async fn listing_filters_and_paging(h: &dyn Harness) {
     s.post_messages(qa, C1, vec![msg(json!(1), 600), msg(json!(2), 600)])
         .await
         .unwrap();
-    s.post_messages(qa, C2, vec![msg(json!(3), 600), delayed(json!(4), 600, 120)])
-        .await
-        .unwrap();
+    s.post_messages(
+        qa,
+        C2,
+        vec![msg(json!(3), 600), delayed(json!(4), 600, 120)],
+    )
+    .await
+    .unwrap();
     s.post_messages(qa, C2, vec![msg(json!(5), 600), msg(json!(6), 600)])
         .await
         .unwrap();
@@ -210,7 +242,10 @@ pub async fn listing_filters_and_paging(h: &dyn Harness) {
         exclude_client: Some(C1.into()),
         ..base.clone()
     };
-    assert_eq!(bodies(&s.list_messages(qa, &echo_off).await.unwrap()), vec!["3", "5", "6"]);
+    assert_eq!(
+        bodies(&s.list_messages(qa, &echo_off).await.unwrap()),
+        vec!["3", "5", "6"]
+    );
     let claimed = ListQuery {
         include_claimed: true,
         ..base.clone()
@@ -261,7 +296,11 @@ pub async fn listing_filters_and_paging(h: &dyn Harness) {
     clock.advance_secs(121);
     assert!(bodies(&s.list_messages(qa, &base).await.unwrap()).contains(&"4".to_string()));
     // Missing queue: empty.
-    assert!(s.list_messages(q("p", "nope"), &base).await.unwrap().is_empty());
+    assert!(s
+        .list_messages(q("p", "nope"), &base)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn get_by_ids(h: &dyn Harness) {
@@ -271,7 +310,12 @@ pub async fn get_by_ids(h: &dyn Harness) {
     let got = s
         .get_messages(
             qa,
-            &[ids[2].clone(), "bogus".into(), ids[0].clone(), "0".repeat(32)],
+            &[
+                ids[2].clone(),
+                "bogus".into(),
+                ids[0].clone(),
+                "0".repeat(32),
+            ],
         )
         .await
         .unwrap();
@@ -280,8 +324,20 @@ pub async fn get_by_ids(h: &dyn Harness) {
     let mut want = vec![ids[0].clone(), ids[2].clone()];
     want.sort();
     assert_eq!(got_ids, want);
-    assert!(s.get_messages(q("other", "ids"), &ids).await.unwrap().is_empty(), "other project");
-    assert!(s.get_messages(q("p", "ids2"), &ids).await.unwrap().is_empty(), "other queue");
+    assert!(
+        s.get_messages(q("other", "ids"), &ids)
+            .await
+            .unwrap()
+            .is_empty(),
+        "other project"
+    );
+    assert!(
+        s.get_messages(q("p", "ids2"), &ids)
+            .await
+            .unwrap()
+            .is_empty(),
+        "other queue"
+    );
 }
 
 pub async fn batch_is_atomic_for_readers(h: &dyn Harness) {
@@ -311,15 +367,28 @@ pub async fn batch_is_atomic_for_readers(h: &dyn Harness) {
 pub async fn expiry_hides_messages_everywhere(h: &dyn Harness) {
     let Env { s, clock } = env(h).await;
     let qa = q("p", "ttl");
-    let short = s.post_messages(qa, C1, vec![msg(json!("short"), 60)]).await.unwrap();
-    let long = s.post_messages(qa, C1, vec![msg(json!("long"), 120)]).await.unwrap();
+    let short = s
+        .post_messages(qa, C1, vec![msg(json!("short"), 60)])
+        .await
+        .unwrap();
+    let long = s
+        .post_messages(qa, C1, vec![msg(json!("long"), 120)])
+        .await
+        .unwrap();
     clock.advance_secs(59);
     assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 2);
     clock.advance_secs(1);
-    assert_eq!(bodies(&s.list_messages(qa, &all(10)).await.unwrap()), vec!["\"long\""]);
+    assert_eq!(
+        bodies(&s.list_messages(qa, &all(10)).await.unwrap()),
+        vec!["\"long\""]
+    );
     assert!(s.get_messages(qa, &short).await.unwrap().is_empty());
     assert_eq!(s.queue_stats(qa).await.unwrap().total, 1);
-    let c = s.create_claim(qa, claim(60, 60, 10)).await.unwrap().unwrap();
+    let c = s
+        .create_claim(qa, claim(60, 60, 10))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.messages.len(), 1);
     assert_eq!(c.messages[0].id, long[0]);
     s.delete_message(qa, &short[0], None).await.unwrap(); // expired = gone = 204
@@ -344,17 +413,27 @@ pub async fn delete_messages_in_bulk(h: &dyn Harness) {
     let c2 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
     assert_eq!(c2.messages[0].id, ids[2]);
     let err = s
-        .delete_messages(qa, &[ids[2].clone(), ids[3].clone()], Some(&[c2.id.clone()]))
+        .delete_messages(
+            qa,
+            &[ids[2].clone(), ids[3].clone()],
+            Some(&[c2.id.clone()]),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DeleteForbidden(_)), "{err:?}");
-    assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 2, "nothing deleted");
+    assert_eq!(
+        s.list_messages(qa, &all(10)).await.unwrap().len(),
+        2,
+        "nothing deleted"
+    );
     s.delete_messages(qa, &[ids[2].clone()], Some(&[c2.id.clone()]))
         .await
         .unwrap();
     assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 1);
     clock.advance_secs(1);
-    s.delete_messages(q("p", "missing"), &ids, None).await.unwrap();
+    s.delete_messages(q("p", "missing"), &ids, None)
+        .await
+        .unwrap();
 }
 
 pub async fn pop_takes_oldest_free_messages(h: &dyn Harness) {
@@ -363,9 +442,17 @@ pub async fn pop_takes_oldest_free_messages(h: &dyn Harness) {
     s.post_messages(qa, C1, vec![msg(json!(1), 600), msg(json!(2), 600)])
         .await
         .unwrap();
-    s.post_messages(qa, C1, vec![delayed(json!(3), 600, 60), msg(json!(4), 600), msg(json!(5), 600)])
-        .await
-        .unwrap();
+    s.post_messages(
+        qa,
+        C1,
+        vec![
+            delayed(json!(3), 600, 60),
+            msg(json!(4), 600),
+            msg(json!(5), 600),
+        ],
+    )
+    .await
+    .unwrap();
     let c = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
     assert_eq!(c.messages[0].body.get(), "1");
     clock.advance_secs(5);
@@ -373,13 +460,20 @@ pub async fn pop_takes_oldest_free_messages(h: &dyn Harness) {
     assert_eq!(bodies(&popped), vec!["2", "4"], "skips claimed and delayed");
     assert_eq!(popped[0].claim_count, 0);
     let rest = s.list_messages(qa, &all(10)).await.unwrap();
-    assert_eq!(bodies(&rest), vec!["1", "3", "5"], "popped messages are gone");
+    assert_eq!(
+        bodies(&rest),
+        vec!["1", "3", "5"],
+        "popped messages are gone"
+    );
     assert!(s.pop_messages(q("p", "empty"), 5).await.unwrap().is_empty());
     // A message whose claim expired can be popped, and shows its stale claim.
     clock.advance_secs(60);
     let popped = s.pop_messages(qa, 1).await.unwrap();
     assert_eq!(bodies(&popped), vec!["1"]);
-    assert_eq!(popped[0].claim.as_ref().map(|c| c.id.as_str()), Some(c.id.as_str()));
+    assert_eq!(
+        popped[0].claim.as_ref().map(|c| c.id.as_str()),
+        Some(c.id.as_str())
+    );
     assert_eq!(popped[0].claim_count, 1);
 }
 
@@ -402,10 +496,16 @@ pub async fn single_delete_claim_rules(h: &dyn Harness) {
     let e = s.delete_message(qa, &ids[1], None).await.unwrap_err();
     assert!(matches!(e, Error::DeleteForbidden(_)), "{e:?}");
     // Malformed claim id: 400.
-    let e = s.delete_message(qa, &ids[1], Some("nonsense")).await.unwrap_err();
+    let e = s
+        .delete_message(qa, &ids[1], Some("nonsense"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
     // Claimed by another live claim: 403.
-    let e = s.delete_message(qa, &ids[1], Some(&c2.id)).await.unwrap_err();
+    let e = s
+        .delete_message(qa, &ids[1], Some(&c2.id))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::DeleteForbidden(_)), "{e:?}");
     // Claimed by another claim, given claim unknown: 400.
     let e = s.delete_message(qa, &ids[1], Some(fake)).await.unwrap_err();
@@ -413,20 +513,36 @@ pub async fn single_delete_claim_rules(h: &dyn Harness) {
     // Right claim: deleted, and gone from the claim.
     s.delete_message(qa, &ids[1], Some(&c1.id)).await.unwrap();
     assert!(s.get_messages(qa, &ids[1..2]).await.unwrap().is_empty());
-    assert!(s.get_claim(qa, &c1.id).await.unwrap().unwrap().messages.is_empty());
+    assert!(s
+        .get_claim(qa, &c1.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .messages
+        .is_empty());
     // Released claim: the message is no longer claimed → 400 with that claim id.
     s.release_claim(qa, &c2.id).await.unwrap();
-    let e = s.delete_message(qa, &ids[2], Some(&c2.id)).await.unwrap_err();
+    let e = s
+        .delete_message(qa, &ids[2], Some(&c2.id))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
     // Expired claim: same.
     let c3 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
     clock.advance_secs(61);
-    let e = s.delete_message(qa, &c3.messages[0].id, Some(&c3.id)).await.unwrap_err();
+    let e = s
+        .delete_message(qa, &c3.messages[0].id, Some(&c3.id))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::DeleteBadRequest(_)), "{e:?}");
-    s.delete_message(qa, &c3.messages[0].id, None).await.unwrap();
+    s.delete_message(qa, &c3.messages[0].id, None)
+        .await
+        .unwrap();
     // Missing message, missing queue, malformed id: no error.
     s.delete_message(qa, &ids[0], Some(fake)).await.unwrap();
-    s.delete_message(q("p", "nope"), &ids[3], None).await.unwrap();
+    s.delete_message(q("p", "nope"), &ids[3], None)
+        .await
+        .unwrap();
     s.delete_message(qa, "garbage", None).await.unwrap();
 }
 
@@ -458,8 +574,17 @@ pub async fn purge_removes_every_message(h: &dyn Harness) {
     post_n(&s, qa, 5).await;
     let c = s.create_claim(qa, claim(60, 60, 2)).await.unwrap().unwrap();
     s.purge_messages(qa).await.unwrap();
-    assert_eq!(s.queue_stats(qa).await.unwrap().total, 0, "claimed ones too");
-    assert!(s.get_claim(qa, &c.id).await.unwrap().map(|c| c.messages.is_empty()).unwrap_or(true));
+    assert_eq!(
+        s.queue_stats(qa).await.unwrap().total,
+        0,
+        "claimed ones too"
+    );
+    assert!(s
+        .get_claim(qa, &c.id)
+        .await
+        .unwrap()
+        .map(|c| c.messages.is_empty())
+        .unwrap_or(true));
     assert_eq!(s.get_queue(qa).await.unwrap().unwrap().metadata, meta);
     // The queue keeps working after a purge.
     post_n(&s, qa, 1).await;
@@ -481,19 +606,42 @@ pub async fn recreated_queue_does_not_resurrect_ids(h: &dyn Harness) {
 pub async fn claims_take_oldest_first_and_exclusively(h: &dyn Harness) {
     let Env { s, clock } = env(h).await;
     let qa = q("p", "claims");
-    assert!(s.create_claim(qa, claim(60, 60, 5)).await.unwrap().is_none(), "missing queue");
+    assert!(
+        s.create_claim(qa, claim(60, 60, 5))
+            .await
+            .unwrap()
+            .is_none(),
+        "missing queue"
+    );
     let ids = post_n(&s, qa, 5).await;
     let c1 = s.create_claim(qa, claim(60, 60, 2)).await.unwrap().unwrap();
     let got: Vec<_> = c1.messages.iter().map(|m| m.id.clone()).collect();
     assert_eq!(got, ids[..2]);
-    assert!(c1.messages.iter().all(|m| m.active_claim(clock.now()) == Some(c1.id.as_str())));
+    assert!(c1
+        .messages
+        .iter()
+        .all(|m| m.active_claim(clock.now()) == Some(c1.id.as_str())));
     assert!(c1.messages.iter().all(|m| m.claim_count == 1));
-    let c2 = s.create_claim(qa, claim(60, 60, 10)).await.unwrap().unwrap();
+    let c2 = s
+        .create_claim(qa, claim(60, 60, 10))
+        .await
+        .unwrap()
+        .unwrap();
     let got: Vec<_> = c2.messages.iter().map(|m| m.id.clone()).collect();
     assert_eq!(got, ids[2..]);
     assert_ne!(c1.id, c2.id);
-    assert!(s.create_claim(qa, claim(60, 60, 10)).await.unwrap().is_none(), "all claimed");
-    assert_eq!(c1.id.len(), 32, "claim ids look like the ids this service issues");
+    assert!(
+        s.create_claim(qa, claim(60, 60, 10))
+            .await
+            .unwrap()
+            .is_none(),
+        "all claimed"
+    );
+    assert_eq!(
+        c1.id.len(),
+        32,
+        "claim ids look like the ids this service issues"
+    );
 }
 
 pub async fn concurrent_claims_never_share_a_message(h: &dyn Harness) {
@@ -507,7 +655,11 @@ pub async fn concurrent_claims_never_share_a_message(h: &dyn Harness) {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            while let Some(c) = s.create_claim(q("p", "race"), claim(300, 60, 3)).await.unwrap() {
+            while let Some(c) = s
+                .create_claim(q("p", "race"), claim(300, 60, 3))
+                .await
+                .unwrap()
+            {
                 mine.extend(c.messages.into_iter().map(|m| m.id));
             }
             mine
@@ -530,24 +682,48 @@ pub async fn claim_expiry_and_counts(h: &dyn Harness) {
     post_n(&s, qa, 1).await;
     let c1 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
     clock.advance_secs(59);
-    assert!(s.create_claim(qa, claim(60, 60, 1)).await.unwrap().is_none());
+    assert!(s
+        .create_claim(qa, claim(60, 60, 1))
+        .await
+        .unwrap()
+        .is_none());
     assert!(s.get_claim(qa, &c1.id).await.unwrap().is_some());
     clock.advance_secs(1);
-    assert!(s.get_claim(qa, &c1.id).await.unwrap().is_none(), "expired claim is gone");
+    assert!(
+        s.get_claim(qa, &c1.id).await.unwrap().is_none(),
+        "expired claim is gone"
+    );
     let c2 = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
-    assert_eq!(c2.messages[0].claim_count, 2, "claim counter counts every claim");
-    assert!(!s.renew_claim(qa, &c1.id, 60, 60).await.unwrap(), "expired claims cannot be renewed");
+    assert_eq!(
+        c2.messages[0].claim_count, 2,
+        "claim counter counts every claim"
+    );
+    assert!(
+        !s.renew_claim(qa, &c1.id, 60, 60).await.unwrap(),
+        "expired claims cannot be renewed"
+    );
 }
 
 pub async fn claim_extends_message_lifetime(h: &dyn Harness) {
     let Env { s, clock } = env(h).await;
     let qa = q("p", "extend");
-    s.post_messages(qa, C1, vec![msg(json!("short"), 60), msg(json!("long"), 3600)])
+    s.post_messages(
+        qa,
+        C1,
+        vec![msg(json!("short"), 60), msg(json!("long"), 3600)],
+    )
+    .await
+    .unwrap();
+    let c = s
+        .create_claim(qa, claim(300, 60, 2))
         .await
+        .unwrap()
         .unwrap();
-    let c = s.create_claim(qa, claim(300, 60, 2)).await.unwrap().unwrap();
     assert_eq!(c.messages[0].ttl, 360, "ttl becomes claim ttl + grace");
-    assert_eq!(c.messages[1].ttl, 3600, "messages that outlive the claim are untouched");
+    assert_eq!(
+        c.messages[1].ttl, 3600,
+        "messages that outlive the claim are untouched"
+    );
     assert_eq!(c.expires - c.updated, 300_000);
     // The short message outlives its own ttl while claimed, then lives through the grace.
     clock.advance_secs(300);
@@ -556,13 +732,19 @@ pub async fn claim_extends_message_lifetime(h: &dyn Harness) {
     assert_eq!(c2.messages[0].body.get(), "\"short\"");
     clock.advance_secs(61);
     let left = s.list_messages(qa, &all(10)).await.unwrap();
-    assert_eq!(bodies(&left), vec!["\"long\""], "expired after claim + grace");
+    assert_eq!(
+        bodies(&left),
+        vec!["\"long\""],
+        "expired after claim + grace"
+    );
 }
 
 pub async fn renew_resets_and_extends(h: &dyn Harness) {
     let Env { s, clock } = env(h).await;
     let qa = q("p", "renew");
-    s.post_messages(qa, C1, vec![msg(json!(1), 100)]).await.unwrap();
+    s.post_messages(qa, C1, vec![msg(json!(1), 100)])
+        .await
+        .unwrap();
     let c = s.create_claim(qa, claim(60, 60, 1)).await.unwrap().unwrap();
     assert_eq!(c.messages[0].ttl, 100);
     clock.advance_secs(50);
@@ -572,25 +754,52 @@ pub async fn renew_resets_and_extends(h: &dyn Harness) {
     assert_eq!(got.updated, clock.now(), "age resets on renew");
     assert_eq!(got.expires, clock.now() + 200_000);
     assert_eq!(got.messages.len(), 1);
-    assert_eq!(got.messages[0].ttl, 300, "lifetime extension re-applied with the new grace");
-    assert_eq!(got.messages[0].claim_count, 1, "renewal keeps the claim counter");
+    assert_eq!(
+        got.messages[0].ttl, 300,
+        "lifetime extension re-applied with the new grace"
+    );
+    assert_eq!(
+        got.messages[0].claim_count, 1,
+        "renewal keeps the claim counter"
+    );
     clock.advance_secs(199);
-    assert!(s.create_claim(qa, claim(60, 60, 1)).await.unwrap().is_none());
+    assert!(s
+        .create_claim(qa, claim(60, 60, 1))
+        .await
+        .unwrap()
+        .is_none());
     clock.advance_secs(1);
-    assert!(s.create_claim(qa, claim(60, 60, 1)).await.unwrap().is_some());
-    assert!(!s.renew_claim(qa, "0123456789abcdef0123456789abcdef", 60, 60).await.unwrap());
+    assert!(s
+        .create_claim(qa, claim(60, 60, 1))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!s
+        .renew_claim(qa, "0123456789abcdef0123456789abcdef", 60, 60)
+        .await
+        .unwrap());
 }
 
 pub async fn release_makes_messages_claimable(h: &dyn Harness) {
     let Env { s, .. } = env(h).await;
     let qa = q("p", "release");
     post_n(&s, qa, 2).await;
-    let c = s.create_claim(qa, claim(600, 60, 2)).await.unwrap().unwrap();
+    let c = s
+        .create_claim(qa, claim(600, 60, 2))
+        .await
+        .unwrap()
+        .unwrap();
     s.release_claim(qa, &c.id).await.unwrap();
     assert!(s.get_claim(qa, &c.id).await.unwrap().is_none());
-    let c2 = s.create_claim(qa, claim(600, 60, 2)).await.unwrap().unwrap();
+    let c2 = s
+        .create_claim(qa, claim(600, 60, 2))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c2.messages.len(), 2);
-    s.release_claim(qa, "0123456789abcdef0123456789abcdef").await.unwrap();
+    s.release_claim(qa, "0123456789abcdef0123456789abcdef")
+        .await
+        .unwrap();
     s.release_claim(q("p", "nope"), &c2.id).await.unwrap();
 }
 
@@ -601,11 +810,23 @@ pub async fn delayed_messages_wait(h: &dyn Harness) {
         .post_messages(qa, C1, vec![delayed(json!("later"), 600, 30)])
         .await
         .unwrap();
-    assert!(s.create_claim(qa, claim(60, 60, 5)).await.unwrap().is_none());
+    assert!(s
+        .create_claim(qa, claim(60, 60, 5))
+        .await
+        .unwrap()
+        .is_none());
     assert!(s.pop_messages(qa, 5).await.unwrap().is_empty());
-    assert_eq!(s.get_messages(qa, &ids).await.unwrap().len(), 1, "get by id returns delayed");
+    assert_eq!(
+        s.get_messages(qa, &ids).await.unwrap().len(),
+        1,
+        "get by id returns delayed"
+    );
     clock.advance_secs(30);
-    assert!(s.create_claim(qa, claim(60, 60, 5)).await.unwrap().is_some());
+    assert!(s
+        .create_claim(qa, claim(60, 60, 5))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 pub async fn projects_are_isolated(h: &dyn Harness) {
@@ -615,7 +836,11 @@ pub async fn projects_are_isolated(h: &dyn Harness) {
     let ids = post_n(&s, a, 3).await;
     assert!(s.list_messages(b, &all(10)).await.unwrap().is_empty());
     assert!(s.get_messages(b, &ids).await.unwrap().is_empty());
-    assert!(s.create_claim(b, claim(60, 60, 10)).await.unwrap().is_none());
+    assert!(s
+        .create_claim(b, claim(60, 60, 10))
+        .await
+        .unwrap()
+        .is_none());
     assert!(s.pop_messages(b, 10).await.unwrap().is_empty());
     s.delete_messages(b, &ids, None).await.unwrap();
     for id in &ids {
@@ -624,12 +849,19 @@ pub async fn projects_are_isolated(h: &dyn Harness) {
     s.purge_messages(b).await.unwrap();
     s.delete_queue(b).await.unwrap();
     assert_eq!(s.queue_stats(b).await.unwrap().total, 0);
-    assert_eq!(s.list_messages(a, &all(10)).await.unwrap().len(), 3, "A untouched");
+    assert_eq!(
+        s.list_messages(a, &all(10)).await.unwrap().len(),
+        3,
+        "A untouched"
+    );
     let c = s.create_claim(a, claim(60, 60, 1)).await.unwrap().unwrap();
     assert!(s.get_claim(b, &c.id).await.unwrap().is_none());
     assert!(!s.renew_claim(b, &c.id, 60, 60).await.unwrap());
     s.release_claim(b, &c.id).await.unwrap();
-    assert!(s.get_claim(a, &c.id).await.unwrap().is_some(), "B cannot release A's claim");
+    assert!(
+        s.get_claim(a, &c.id).await.unwrap().is_some(),
+        "B cannot release A's claim"
+    );
 }
 
 /// Expands to one test per conformance case for the harness expression `$h`.

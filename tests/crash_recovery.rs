@@ -1,0 +1,230 @@
+//! Kill -9 the real server binary while producers post and consumers claim and delete, restart
+//! it on the same data directory, and check that every acknowledged message is still there
+//! unless its deletion was acknowledged too.
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const CLIENT: &str = "3381af92-2b9e-11e3-b191-71861300734c";
+const PROJECT: &str = "crash";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+async fn start(dir: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_zaqar-server"))
+        .args(["--port", &port.to_string(), "--data-dir"])
+        .arg(dir)
+        .env("ZAQAR_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn zaqar-server");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(format!("{base}/")).send().await.is_ok() {
+            return Server { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server did not start");
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// id → body sequence number, for every 201.
+    acked: HashMap<String, u64>,
+    /// ids whose deletion was acknowledged with 204.
+    deleted: HashSet<String>,
+    /// ids whose deletion was sent; a kill may land after the delete committed but before the
+    /// 204 reached us, so such a message may legitimately be gone.
+    delete_sent: HashSet<String>,
+}
+
+fn req(http: &reqwest::Client, m: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+    http.request(m, url)
+        .header("Client-ID", CLIENT)
+        .header("X-Project-ID", PROJECT)
+        .header("Content-Type", "application/json")
+}
+
+async fn producer(base: String, ledger: Arc<Mutex<Ledger>>, start_seq: u64) {
+    let http = reqwest::Client::new();
+    let mut seq = start_seq;
+    loop {
+        let body = json!({"messages": [{"body": {"seq": seq}, "ttl": 3600}]});
+        let r = req(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v2/queues/q/messages"),
+        )
+        .json(&body)
+        .send()
+        .await;
+        let Ok(r) = r else { return };
+        if r.status() != 201 {
+            return;
+        }
+        let Ok(v) = r.json::<Value>().await else {
+            return;
+        };
+        let href = v["resources"][0].as_str().unwrap().to_string();
+        let id = href.rsplit('/').next().unwrap().to_string();
+        ledger.lock().unwrap().acked.insert(id, seq);
+        seq += 1;
+    }
+}
+
+async fn consumer(base: String, ledger: Arc<Mutex<Ledger>>) {
+    let http = reqwest::Client::new();
+    loop {
+        let r = req(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v2/queues/q/claims?limit=5"),
+        )
+        .json(&json!({"ttl": 60, "grace": 60}))
+        .send()
+        .await;
+        let Ok(r) = r else { return };
+        if r.status() == 204 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        let Ok(v) = r.json::<Value>().await else {
+            return;
+        };
+        let Some(msgs) = v["messages"].as_array() else {
+            return;
+        };
+        for m in msgs {
+            let href = m["href"].as_str().unwrap();
+            ledger
+                .lock()
+                .unwrap()
+                .delete_sent
+                .insert(m["id"].as_str().unwrap().to_string());
+            let Ok(d) = req(&http, reqwest::Method::DELETE, format!("{base}{href}"))
+                .send()
+                .await
+            else {
+                return;
+            };
+            if d.status() == 204 {
+                ledger
+                    .lock()
+                    .unwrap()
+                    .deleted
+                    .insert(m["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let http = reqwest::Client::new();
+    for round in 0..4u64 {
+        let port = free_port();
+        let mut server = start(dir.path(), port).await;
+        let mut tasks = Vec::new();
+        for p in 0..4u64 {
+            tasks.push(tokio::spawn(producer(
+                server.base.clone(),
+                ledger.clone(),
+                round * 1_000_000 + p * 100_000,
+            )));
+        }
+        for _ in 0..2 {
+            tasks.push(tokio::spawn(consumer(server.base.clone(), ledger.clone())));
+        }
+        tokio::time::sleep(Duration::from_millis(300 + 150 * round)).await;
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    // Restart once more and account for every acknowledged message.
+    let mut server = start(dir.path(), free_port()).await;
+    let (acked, deleted, delete_sent) = {
+        let l = ledger.lock().unwrap();
+        (l.acked.clone(), l.deleted.clone(), l.delete_sent.clone())
+    };
+    assert!(
+        acked.len() > 50,
+        "the load produced too little to be meaningful: {}",
+        acked.len()
+    );
+    let mut present = HashSet::new();
+    let ids: Vec<&String> = acked.keys().collect();
+    for chunk in ids.chunks(20) {
+        let joined = chunk
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let r = req(
+            &http,
+            reqwest::Method::GET,
+            format!("{}/v2/queues/q/messages?ids={joined}", server.base),
+        )
+        .send()
+        .await
+        .unwrap();
+        if r.status() == 200 {
+            let v: Value = r.json().await.unwrap();
+            for m in v["messages"].as_array().unwrap() {
+                let id = m["id"].as_str().unwrap().to_string();
+                assert_eq!(
+                    m["body"]["seq"].as_u64(),
+                    acked.get(&id).copied(),
+                    "body intact"
+                );
+                present.insert(id);
+            }
+        } else {
+            assert_eq!(r.status(), 404);
+        }
+    }
+    let lost: Vec<_> = acked
+        .keys()
+        .filter(|id| !present.contains(*id) && !delete_sent.contains(*id))
+        .collect();
+    let unconfirmed = delete_sent.difference(&deleted).count();
+    eprintln!(
+        "acknowledged {}, deleted {} (+{} deletes in flight at a kill), present after restarts {}, lost {}",
+        acked.len(),
+        deleted.len(),
+        unconfirmed,
+        present.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged messages lost: {lost:?}");
+    for id in &deleted {
+        assert!(
+            !present.contains(id),
+            "an acknowledged delete came back: {id}"
+        );
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

@@ -50,10 +50,18 @@ async fn data_survives_close_and_reopen() {
     let (ids, claim_id) = {
         let s = EmbeddedStore::open(&config(dir.path(), 2), Arc::new(clock.clone())).unwrap();
         let ids = s
-            .post_messages(qa, C1, vec![msg(json!({"a": 1}), 600), msg(json!("b"), 600)])
+            .post_messages(
+                qa,
+                C1,
+                vec![msg(json!({"a": 1}), 600), msg(json!("b"), 600)],
+            )
             .await
             .unwrap();
-        let c = s.create_claim(qa, claim(120, 60, 1)).await.unwrap().unwrap();
+        let c = s
+            .create_claim(qa, claim(120, 60, 1))
+            .await
+            .unwrap()
+            .unwrap();
         s.shutdown().await;
         (ids, c.id)
     };
@@ -61,9 +69,15 @@ async fn data_survives_close_and_reopen() {
     let got = s.list_messages(qa, &all(10)).await.unwrap();
     assert_eq!(got.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), ids);
     assert_eq!(got[0].body.get(), r#"{"a":1}"#);
-    assert!(s.get_claim(qa, &claim_id).await.unwrap().is_some(), "claims persist");
+    assert!(
+        s.get_claim(qa, &claim_id).await.unwrap().is_some(),
+        "claims persist"
+    );
     // New posts continue the marker sequence.
-    let more = s.post_messages(qa, C1, vec![msg(json!(3), 600)]).await.unwrap();
+    let more = s
+        .post_messages(qa, C1, vec![msg(json!(3), 600)])
+        .await
+        .unwrap();
     let all_now = s.list_messages(qa, &all(10)).await.unwrap();
     assert_eq!(all_now.last().unwrap().id, more[0]);
     assert_eq!(all_now[2].marker, all_now[1].marker + 1);
@@ -76,7 +90,9 @@ async fn shard_count_is_fixed_at_creation() {
     let qa = q("p", "x");
     {
         let s = EmbeddedStore::open(&config(dir.path(), 4), clock.clone()).unwrap();
-        s.post_messages(qa, C1, vec![msg(json!(1), 600)]).await.unwrap();
+        s.post_messages(qa, C1, vec![msg(json!(1), 600)])
+            .await
+            .unwrap();
         s.shutdown().await;
     }
     // Reopening with another configured count keeps the stored layout (and finds the data).
@@ -90,10 +106,18 @@ async fn sweep_reclaims_expired_messages_and_claims() {
     let clock = ManualClock::default();
     let s = EmbeddedStore::open(&config(dir.path(), 2), Arc::new(clock.clone())).unwrap();
     let qa = q("p", "gc");
-    s.post_messages(qa, C1, vec![msg(json!(1), 60), msg(json!(2), 60), msg(json!(3), 600)])
+    s.post_messages(
+        qa,
+        C1,
+        vec![msg(json!(1), 60), msg(json!(2), 60), msg(json!(3), 600)],
+    )
+    .await
+    .unwrap();
+    let c = s
+        .create_claim(qa, claim(120, 60, 1))
         .await
+        .unwrap()
         .unwrap();
-    let c = s.create_claim(qa, claim(120, 60, 1)).await.unwrap().unwrap();
     assert_eq!(s.stored_message_records().unwrap(), 3);
     assert_eq!(s.collect_garbage().await.unwrap(), 0, "nothing expired yet");
     clock.advance_secs(61);
@@ -106,9 +130,16 @@ async fn sweep_reclaims_expired_messages_and_claims() {
     assert!(s.get_claim(qa, &c.id).await.unwrap().is_none());
     assert_eq!(s.stored_message_records().unwrap(), 2);
     clock.advance_secs(60);
-    assert_eq!(s.collect_garbage().await.unwrap(), 1, "message 1 after its grace");
+    assert_eq!(
+        s.collect_garbage().await.unwrap(),
+        1,
+        "message 1 after its grace"
+    );
     assert_eq!(s.stored_message_records().unwrap(), 1);
-    assert_eq!(s.list_messages(qa, &all(10)).await.unwrap()[0].body.get(), "3");
+    assert_eq!(
+        s.list_messages(qa, &all(10)).await.unwrap()[0].body.get(),
+        "3"
+    );
 }
 
 #[tokio::test]

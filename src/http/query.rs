@@ -60,15 +60,23 @@ impl Query {
         Ok(self.bool(name)?.unwrap_or(false))
     }
 
-    /// A comma-separated list (`ids=a,b,c`); empty items are dropped.
+    /// A list given comma-separated (`ids=a,b`), repeated (`ids=a&ids=b`, as python-zaqarclient
+    /// sends it), or both; empty items are dropped. `None` when the parameter is absent.
     pub fn list(&self, name: &str) -> Option<Vec<String>> {
-        self.get(name).map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
+        let mut found = false;
+        let mut out = Vec::new();
+        for (k, v) in &self.pairs {
+            if k == name {
+                found = true;
+                out.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                );
+            }
+        }
+        found.then_some(out)
     }
 
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -98,6 +106,9 @@ mod tests {
         assert_eq!(q.int("n").unwrap(), Some(12));
         assert!(q.int("bad").is_err());
         assert!(q.bool("detailed").is_err());
+        let q = Query::parse(Some("ids=a&ids=b,c&other=1"));
+        assert_eq!(q.list("ids").unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(q.list("nope"), None);
     }
 
     #[test]

@@ -26,6 +26,16 @@ struct Server {
     base: String,
 }
 
+impl Drop for Server {
+    /// Never leave a server behind, even when an assertion fails.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child is reaped by `Server::drop`, which clippy cannot see through the struct.
+#[allow(clippy::zombie_processes)]
 async fn start(dir: &std::path::Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_zaqar-server"))
         .args(["--port", &port.to_string(), "--data-dir"])
@@ -144,7 +154,7 @@ async fn acknowledged_messages_survive_kill_9() {
     let http = reqwest::Client::new();
     for round in 0..4u64 {
         let port = free_port();
-        let mut server = start(dir.path(), port).await;
+        let server = start(dir.path(), port).await;
         let mut tasks = Vec::new();
         for p in 0..4u64 {
             tasks.push(tokio::spawn(producer(
@@ -157,14 +167,13 @@ async fn acknowledged_messages_survive_kill_9() {
             tasks.push(tokio::spawn(consumer(server.base.clone(), ledger.clone())));
         }
         tokio::time::sleep(Duration::from_millis(300 + 150 * round)).await;
-        server.child.kill().unwrap(); // SIGKILL
-        server.child.wait().unwrap();
+        drop(server); // SIGKILL, mid-load
         for t in tasks {
             let _ = t.await;
         }
     }
     // Restart once more and account for every acknowledged message.
-    let mut server = start(dir.path(), free_port()).await;
+    let server = start(dir.path(), free_port()).await;
     let (acked, deleted, delete_sent) = {
         let l = ledger.lock().unwrap();
         (l.acked.clone(), l.deleted.clone(), l.delete_sent.clone())
@@ -225,6 +234,4 @@ async fn acknowledged_messages_survive_kill_9() {
             "an acknowledged delete came back: {id}"
         );
     }
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
 }

@@ -416,7 +416,7 @@ pub async fn delete_messages_in_bulk(h: &dyn Harness) {
         .delete_messages(
             qa,
             &[ids[2].clone(), ids[3].clone()],
-            Some(&[c2.id.clone()]),
+            Some(std::slice::from_ref(&c2.id)),
         )
         .await
         .unwrap_err();
@@ -426,7 +426,7 @@ pub async fn delete_messages_in_bulk(h: &dyn Harness) {
         2,
         "nothing deleted"
     );
-    s.delete_messages(qa, &[ids[2].clone()], Some(&[c2.id.clone()]))
+    s.delete_messages(qa, &[ids[2].clone()], Some(std::slice::from_ref(&c2.id)))
         .await
         .unwrap();
     assert_eq!(s.list_messages(qa, &all(10)).await.unwrap().len(), 1);

@@ -285,20 +285,26 @@ pub async fn list_queues(
         }
     }
     let detailed = q.flag("detailed")?;
+    let with_count = q.flag("with_count")?;
     let params = QueueListParams {
         marker: q.string("marker"),
         limit: q.int("limit")?,
         detailed,
-        with_count: q.flag("with_count")?,
+        with_count,
         filter,
     };
     let listing = s.service.list_queues(id.ctx(), params).await?;
     let next = listing.queues.last().map(|(name, _)| {
         let mut params: Vec<(&str, String)> = vec![("marker", name.clone())];
         for (k, v) in q.pairs() {
-            if k != "marker" {
-                params.push((k, v.to_string()));
-            }
+            // Booleans are rendered `true`/`false`, whatever spelling was sent.
+            let v = match k {
+                "marker" => continue,
+                "detailed" => detailed.to_string(),
+                "with_count" => with_count.to_string(),
+                _ => v.to_string(),
+            };
+            params.push((k, v));
         }
         href("/v2/queues", &params)
     });

@@ -6,10 +6,13 @@ mod handlers;
 mod query;
 mod wire;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -88,8 +91,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         v2 = v2.route("/v2/health", get(health));
     }
     let v2 = v2.route_layer(middleware::from_fn_with_state(state.clone(), guard));
-    Router::new()
+    let root = Router::new()
         .route("/", get(versions))
+        .route_layer(middleware::from_fn(root_guard));
+    Router::new()
+        .merge(root)
         .merge(v2)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -165,14 +171,9 @@ fn has_body(headers: &HeaderMap) -> bool {
             .is_some_and(|n| n > 0)
 }
 
-/// The per-route checks of spec §2.1, in order: urlencoded body, Accept, Client-ID, project.
-/// (Signature verification and policy slot in around these.)
-fn check_request(
-    state: &AppState,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<Identity, Error> {
-    let _ = method;
+/// Checks 2 and 3 of spec §2.1 (urlencoded body, Accept). Unlike the Client-ID and project
+/// checks, they also apply to `GET /`.
+fn check_media(headers: &HeaderMap) -> Result<(), Error> {
     if has_body(headers) {
         let ct = header_str(headers, "content-type").unwrap_or("");
         if ct
@@ -191,6 +192,18 @@ fn check_request(
     if !accepts_json(header_str(headers, "accept")) {
         return Err(Error::NotAcceptable);
     }
+    Ok(())
+}
+
+/// The per-route checks of spec §2.1, in order: urlencoded body, Accept, Client-ID, project.
+/// (Signature verification and policy slot in around these.)
+fn check_request(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Identity, Error> {
+    let _ = method;
+    check_media(headers)?;
     let limits = state.service.limits();
     let client_id = validate::client_id(header_str(headers, "client-id"), limits)?;
     let project = validate::project_id(header_str(headers, "x-project-id"))?.to_string();
@@ -209,8 +222,47 @@ fn check_request(
     })
 }
 
-async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    match check_request(&state, req.method(), req.headers()) {
+/// `GET /` needs no Client-ID or project, but the media checks still apply.
+async fn root_guard(req: Request, next: Next) -> Response {
+    match check_media(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+type PathParams = Result<Path<HashMap<String, String>>, PathRejection>;
+
+/// Check 6 of spec §2.1: a `{queue}` path parameter must be a valid queue name. It runs here,
+/// before any handler, so that its 400 wins over handler checks (PATCH media type, body size).
+/// Parameters that are not UTF-8 once percent-decoded get a JSON error too.
+fn check_path(params: &PathParams) -> Result<(), Error> {
+    match params {
+        Ok(Path(params)) => params
+            .get("queue")
+            .map_or(Ok(()), |name| validate::queue_name(name)),
+        Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+            // Not UTF-8, hence not a valid name: the same error as any other invalid name.
+            ErrorKind::InvalidUtf8InPathParam { key } if key == "queue" => validate::queue_name(""),
+            ErrorKind::InvalidUtf8InPathParam { key } => Err(Error::param(
+                key.as_str(),
+                "It must be valid UTF-8 once percent-decoded.",
+            )),
+            _ => Ok(()),
+        },
+        // Left to the handler's own extractor.
+        Err(_) => Ok(()),
+    }
+}
+
+async fn guard(
+    State(state): State<Arc<AppState>>,
+    params: PathParams,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let checked = check_request(&state, req.method(), req.headers())
+        .and_then(|identity| check_path(&params).map(|()| identity));
+    match checked {
         Ok(identity) => {
             tracing::Span::current().record("project", identity.project.as_str());
             req.extensions_mut().insert(identity);

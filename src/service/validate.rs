@@ -91,8 +91,24 @@ pub fn client_id(raw: Option<&str>, limits: &Limits) -> Result<String> {
     }
 }
 
-/// True if the JSON text contains an integer literal outside the signed 64-bit range.
-pub fn has_oversized_integer(text: &[u8]) -> bool {
+/// Deepest nesting of arrays and objects accepted in a request document. serde_json refuses to
+/// build a `Value` deeper than this; message bodies, which are kept as raw text, are held to the
+/// same bound so that anything stored can always be parsed again.
+pub const MAX_JSON_DEPTH: usize = 127;
+
+/// What one pass over a JSON text found.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Scan {
+    /// Arrays and objects nest deeper than the limit.
+    too_deep: bool,
+    /// An integer literal lies outside the signed 64-bit range.
+    oversized_integer: bool,
+}
+
+/// One linear pass over the text (strings skipped), stopping at the first problem.
+fn scan(text: &[u8], max_depth: usize) -> Scan {
+    let mut out = Scan::default();
+    let mut depth = 0usize;
     let mut i = 0;
     let n = text.len();
     while i < n {
@@ -108,6 +124,18 @@ pub fn has_oversized_integer(text: &[u8]) -> bool {
                 }
                 i += 1;
             }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    out.too_deep = true;
+                    return out;
+                }
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
             b'-' | b'0'..=b'9' => {
                 let start = i;
                 let mut integer = true;
@@ -121,17 +149,26 @@ pub fn has_oversized_integer(text: &[u8]) -> bool {
                         _ => break,
                     }
                 }
-                if integer {
-                    let tok = std::str::from_utf8(&text[start..i]).unwrap_or("");
-                    if tok.parse::<i64>().is_err() {
-                        return true;
-                    }
+                let tok = std::str::from_utf8(&text[start..i]).unwrap_or("");
+                if integer && tok.parse::<i64>().is_err() {
+                    out.oversized_integer = true;
+                    return out;
                 }
             }
             _ => i += 1,
         }
     }
-    false
+    out
+}
+
+/// True if the JSON text contains an integer literal outside the signed 64-bit range.
+pub fn has_oversized_integer(text: &[u8]) -> bool {
+    scan(text, usize::MAX).oversized_integer
+}
+
+/// True if the JSON text nests arrays and objects more than `max` levels deep.
+pub fn nests_deeper_than(text: &[u8], max: usize) -> bool {
+    scan(text, max).too_deep
 }
 
 /// Checks a JSON document's text for problems serde would not report the way Zaqar does.
@@ -139,7 +176,11 @@ pub fn json_preflight(text: &[u8]) -> Result<()> {
     if text.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::body("Request body can not be empty"));
     }
-    if has_oversized_integer(text) {
+    let found = scan(text, MAX_JSON_DEPTH);
+    if found.too_deep {
+        return Err(Error::body("JSON nesting is too deep."));
+    }
+    if found.oversized_integer {
         return Err(Error::body("JSON contains integer that is too large."));
     }
     Ok(())
@@ -425,6 +466,20 @@ mod tests {
             br#"{"a": 1e300, "b": 1.5, "c": "99999999999999999999"}"#
         ));
         assert!(!has_oversized_integer(br#"{"a\"": "x\\", "n": 12}"#));
+    }
+
+    #[test]
+    fn nesting_depth() {
+        let nested = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+        assert!(!nests_deeper_than(nested(127).as_bytes(), 127));
+        assert!(nests_deeper_than(nested(128).as_bytes(), 127));
+        assert!(!nests_deeper_than(br#"[{"a": "[[[[\"[[["}]"#, 2));
+        assert!(nests_deeper_than(br#"{"a": {"b": [1]}}"#, 2));
+        assert!(parse_document(nested(127).as_bytes()).is_ok());
+        assert!(matches!(
+            parse_document(nested(100_000).as_bytes()),
+            Err(Error::InvalidBody(_))
+        ));
     }
 
     #[test]

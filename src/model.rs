@@ -61,10 +61,12 @@ impl QueueFilter {
 /// A message to store, already validated and defaulted by the service layer.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// The body as JSON text; when `encrypted`, a JSON string holding the ciphertext.
     pub body: Box<RawValue>,
     pub ttl: i64,
     pub delay: i64,
     pub checksum: Option<String>,
+    pub encrypted: bool,
 }
 
 /// The claim a message is (or was) part of.
@@ -92,6 +94,10 @@ pub struct Message {
     /// The message is delayed until this instant (equals `created` when not delayed).
     pub delay_expires: Millis,
     pub checksum: Option<String>,
+    /// The body is ciphertext (see `service::crypto`).
+    pub encrypted: bool,
+    /// Set on messages moved by dead-lettering: the queue they came from.
+    pub moved_from: Option<String>,
 }
 
 impl Message {
@@ -129,12 +135,36 @@ pub struct MessagePage {
     pub messages: Vec<Message>,
 }
 
-/// Parameters of a claim creation or renewal (already validated).
-#[derive(Debug, Clone, Copy)]
+/// Parameters of a claim creation (already validated).
+#[derive(Debug, Clone)]
 pub struct ClaimParams {
     pub ttl: i64,
     pub grace: i64,
     pub limit: usize,
+    /// Dead-lettering of the claimed queue, when configured.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+/// A queue's dead-letter settings (`_max_claim_count` and `_dead_letter_queue`, spec §1.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// A message may be claimed this many times; the next claim attempt moves it.
+    pub max_claim_count: u32,
+    /// Target queue, in the same project.
+    pub queue: String,
+    /// New TTL of moved messages (`_dead_letter_queue_messages_ttl`); `None` keeps their
+    /// remaining life.
+    pub ttl: Option<i64>,
+}
+
+/// What a redrive moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedriveOutcome {
+    pub moved: u64,
+    /// Messages left in place because they record no source queue and no target was given.
+    pub skipped: u64,
+    /// The queues that received messages.
+    pub targets: Vec<String>,
 }
 
 /// A live claim.

@@ -16,7 +16,8 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::{router, AppState};
-use crate::service::Service;
+use crate::service::crypto::Encryptor;
+use crate::service::{Service, ServiceOptions};
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::DataStore;
 
@@ -30,10 +31,25 @@ pub struct App {
 impl App {
     /// Opens the configured store and builds the service.
     pub fn build(config: Config, clock: SharedClock) -> Result<App> {
+        let enc = &config.encryption;
+        let encryptor = Encryptor::from_config(
+            enc.passphrase.as_ref().map(|s| s.0.as_str()),
+            enc.key_file.as_deref(),
+            enc.current_key.as_deref(),
+        )
+        .map_err(Error::Invalid)?
+        .map(Arc::new);
         let store = EmbeddedStore::open(&config.embedded, clock.clone())?;
         store.start_gc(Duration::from_secs(config.embedded.gc_interval_secs));
         let store: Arc<dyn DataStore> = store;
-        let service = Arc::new(Service::new(config.limits.clone(), store.clone(), clock));
+        let options = ServiceOptions {
+            encryptor,
+            checksum: config.enable_checksum,
+            max_wait: config.max_wait,
+        };
+        let service = Arc::new(
+            Service::new(config.limits.clone(), store.clone(), clock).with_options(options),
+        );
         Ok(App {
             config,
             service,

@@ -153,3 +153,48 @@ async fn writes_after_shutdown_fail_cleanly() {
         .unwrap_err();
     assert_eq!(err.status(), 503);
 }
+
+#[tokio::test]
+async fn interrupted_dead_letter_moves_complete_exactly_once_after_restart() {
+    use conformance::claim_dlq;
+    use zaqar::storage::embedded::DrainStop;
+    for stop in [
+        DrainStop::BeforeApply,
+        DrainStop::AfterApply,
+        DrainStop::AfterOutboxRemoval,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::default();
+        let qa = q("p", "src");
+        let dlq = q("p", "dlq");
+        {
+            let s = EmbeddedStore::open(&config(dir.path(), 4), Arc::new(clock.clone())).unwrap();
+            s.post_messages(qa, C1, vec![msg(json!("m"), 3600)])
+                .await
+                .unwrap();
+            s.create_claim(qa, claim_dlq(60, 1, 1, "dlq", None))
+                .await
+                .unwrap()
+                .unwrap();
+            clock.advance_secs(61);
+            s.simulate_drain_crash(stop);
+            assert!(s
+                .create_claim(qa, claim_dlq(60, 1, 1, "dlq", None))
+                .await
+                .unwrap()
+                .is_none());
+            s.shutdown().await;
+        }
+        let s = EmbeddedStore::open(&config(dir.path(), 4), Arc::new(clock.clone())).unwrap();
+        s.drain_all_outboxes().await;
+        s.drain_all_outboxes().await;
+        let in_dlq = s.list_messages(dlq, &all(10)).await.unwrap();
+        assert_eq!(in_dlq.len(), 1, "{stop:?}: exactly one copy in the DLQ");
+        assert_eq!(in_dlq[0].body.get(), "\"m\"");
+        assert!(
+            s.list_messages(qa, &all(10)).await.unwrap().is_empty(),
+            "{stop:?}"
+        );
+        s.shutdown().await;
+    }
+}

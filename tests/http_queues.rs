@@ -246,7 +246,8 @@ async fn put_rejects_deeply_nested_metadata_with_400() {
 
 #[tokio::test]
 async fn put_validates_reserved_keys() {
-    let s = TestServer::start().await;
+    let s =
+        TestServer::start_with(&[("transport", "message_encryption_key", "test-passphrase")]).await;
     for bad in [
         json!({"_default_message_ttl": 59}),
         json!({"_default_message_ttl": 1209601}),
@@ -373,7 +374,8 @@ async fn get_fills_falsy_reserved_values_with_defaults() {
 
 #[tokio::test]
 async fn get_shows_stored_truthy_reserved_values_and_extra_reserved_keys() {
-    let s = TestServer::start().await;
+    let s =
+        TestServer::start_with(&[("transport", "message_encryption_key", "test-passphrase")]).await;
     let stored = json!({
         "_max_messages_post_size": 1024,
         "_default_message_ttl": 600,
@@ -950,11 +952,13 @@ async fn stats_count_claimed_and_free_with_oldest_and_newest() {
         json!({"messages": {
             "claimed": 1, "free": 2, "total": 3,
             "oldest": {
+                "id": first[0],
                 "href": format!("/v2/queues/st/messages/{}", first[0]),
                 "age": 25,
                 "created": "2026-01-01T00:00:00Z",
             },
             "newest": {
+                "id": last[0],
                 "href": format!("/v2/queues/st/messages/{}", last[0]),
                 "age": 5,
                 "created": "2026-01-01T00:00:20Z",

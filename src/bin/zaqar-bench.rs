@@ -1,1 +1,1585 @@
-fn main() {}
+//! `zaqar-bench`: a load generator for the Zaqar v2 HTTP API.
+//!
+//! Like OpenStack's `zaqar-bench`, it drives a server with producers (message posts),
+//! consumers (claim, then delete each claimed message) and observers (message listings),
+//! over HTTP/1.1 keep-alive connections, one per worker task, and reports throughput and
+//! latency percentiles per operation. Run `zaqar-bench --help` for the options, the JSON
+//! report shape and the exit codes.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpStream;
+
+// ----- command line ---------------------------------------------------------------------
+
+const AFTER_HELP: &str = "\
+SCENARIOS
+  post    every connection is a producer: POST /v2/queues/{q}/messages with --batch
+          messages of about --message-size bytes each (ttl 3600).
+  claim   every connection is a consumer: POST /v2/queues/{q}/claims?limit=--claim-limit
+          with {\"ttl\":60,\"grace\":60}; on 201 it DELETEs each claimed message by its href
+          (which carries ?claim_id=...); a 204 means the queue had nothing to claim (counted
+          as a successful claim, reported as \"empty\"). Use --prefill to give it work.
+  list    every connection is an observer: GET /v2/queues/{q}/messages?echo=true&limit=
+          --list-limit, following the \"next\" link page by page and starting over from
+          the first page when a page comes back empty.
+  mixed   connections are split between producers, consumers and observers in the
+          proportions of --mix P:C:O (default 4:4:2).
+
+  Worker i uses queue {queue-prefix}-{i % queues}. Each worker has its own connection and
+  its own Client-ID (a UUID4); every request carries Client-ID, X-Project-ID (--project)
+  and Content-Type: application/json. A worker whose connection breaks reconnects.
+
+MEASUREMENT
+  With --duration (the default), workers run for --warmup seconds, then for --duration
+  seconds; a request counts only if it starts and completes inside the measured window.
+  With --requests N, workers run freely during --warmup, then exactly N work items are
+  counted: a post, a list, or a claim cycle (the claim plus the deletes of the messages it
+  claimed). Latency is measured from sending a request to having read its whole response
+  body, for successful (2xx) responses only, into a histogram per operation (0.4%
+  resolution). Non-2xx responses, connection failures and timeouts count as errors of the
+  operation; the first few distinct error texts are kept and printed.
+
+  msg/s is: post - messages posted; claim - messages claimed; delete - messages deleted;
+  list - messages returned by listings.
+
+JSON REPORT (--json FILE)
+  {
+    \"tool\": \"zaqar-bench\", \"version\": \"...\", \"scenario\": \"post|claim|list|mixed\",
+    \"passed\": bool, \"failure\": string|null,
+    \"settings\": { \"url\", \"project\", \"connections\", \"duration_s\" (null with --requests),
+                  \"requests\" (null with --duration), \"warmup_s\", \"queues\", \"queue_prefix\",
+                  \"prefill\", \"batch\", \"message_size\", \"claim_limit\", \"list_limit\",
+                  \"mix\": [P, C, O], \"threads\", \"timeout_s\", \"max_error_pct\" },
+    \"workers\": { \"producers\", \"consumers\", \"observers\" },
+    \"elapsed_s\": float (length of the measured window),
+    \"operations\": {               (only those the scenario performs)
+      \"post|claim|delete|list\": {
+        \"requests\": int (including errors), \"errors\": int, \"empty\": int,
+        \"rps\": float, \"mps\": float, \"messages\": int,
+        \"latency_ms\": { \"p50\", \"p90\", \"p99\", \"max\", \"mean\" } (floats, null if no success),
+        \"error_samples\": [ { \"error\": string, \"count\": int } ] } },
+    \"totals\": { \"requests\", \"errors\", \"error_pct\", \"rps\" }
+  }
+
+EXIT STATUS
+  0  success
+  1  more than --max-error-pct percent of the counted requests failed, or none completed
+  2  bad arguments, or the server could not be reached or set up (ping, queue creation,
+     prefill) before the run";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "zaqar-bench",
+    version,
+    about = "Load generator for the Zaqar v2 HTTP API (producers, consumers, observers)",
+    after_long_help = AFTER_HELP
+)]
+struct Args {
+    /// Base URL of the server (http only; a path prefix is kept).
+    #[arg(long, default_value = "http://127.0.0.1:8888")]
+    url: String,
+    /// What the workers do (see SCENARIOS in --help).
+    #[arg(long, short = 's', value_enum, default_value_t = Scenario::Post)]
+    scenario: Scenario,
+    /// Number of concurrent workers, each with its own keep-alive connection.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    connections: usize,
+    /// Measured run time in seconds (after the warmup).
+    #[arg(long, short = 'd', default_value_t = 10.0, conflicts_with = "requests")]
+    duration: f64,
+    /// Count exactly N work items instead of running for --duration.
+    #[arg(long, short = 'n', value_name = "N")]
+    requests: Option<u64>,
+    /// Seconds of load before measuring starts; nothing done then is counted.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Number of queues; worker i uses queue {queue-prefix}-{i % queues}.
+    #[arg(long, default_value_t = 1)]
+    queues: usize,
+    /// Prefix of the queue names.
+    #[arg(long, default_value = "bench")]
+    queue_prefix: String,
+    /// Messages posted into each queue before the run (in batches of 10).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    prefill: u64,
+    /// Messages per POST of a producer.
+    #[arg(long, short = 'b', default_value_t = 1)]
+    batch: usize,
+    /// Approximate size in bytes of each message body {"data": "xxx...", "seq": n}.
+    #[arg(long, default_value_t = 100, value_name = "BYTES")]
+    message_size: usize,
+    /// The limit of each claim.
+    #[arg(long, default_value_t = 10)]
+    claim_limit: u32,
+    /// The limit (page size) of each listing.
+    #[arg(long, default_value_t = 10)]
+    list_limit: u32,
+    /// Proportions of producers, consumers and observers for --scenario mixed.
+    #[arg(long, default_value = "4:4:2", value_name = "P:C:O", value_parser = parse_mix)]
+    mix: [u32; 3],
+    /// X-Project-ID of every request.
+    #[arg(long, default_value = "bench")]
+    project: String,
+    /// Also write the results as JSON to FILE (shape in --help).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Per-request timeout in seconds (a timeout counts as an error and reconnects).
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    /// Runtime worker threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Delete the benchmark queues before creating and prefilling them.
+    #[arg(long)]
+    reset: bool,
+    /// Delete the benchmark queues after the run.
+    #[arg(long)]
+    cleanup: bool,
+    /// Fail (exit 1) if more than this percentage of the counted requests errored.
+    #[arg(long, default_value_t = 1.0, value_name = "PCT")]
+    max_error_pct: f64,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Post,
+    Claim,
+    List,
+    Mixed,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Post => "post",
+            Scenario::Claim => "claim",
+            Scenario::List => "list",
+            Scenario::Mixed => "mixed",
+        }
+    }
+
+    fn ops(self) -> &'static [Op] {
+        match self {
+            Scenario::Post => &[Op::Post],
+            Scenario::Claim => &[Op::Claim, Op::Delete],
+            Scenario::List => &[Op::List],
+            Scenario::Mixed => &[Op::Post, Op::Claim, Op::Delete, Op::List],
+        }
+    }
+}
+
+fn parse_mix(s: &str) -> Result<[u32; 3], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 3 {
+        return Err("expected P:C:O, e.g. 4:4:2".into());
+    }
+    let mut mix = [0u32; 3];
+    for (m, p) in mix.iter_mut().zip(&parts) {
+        *m = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("{p:?} is not a non-negative integer"))?;
+    }
+    if mix.iter().all(|&m| m == 0) {
+        return Err("at least one proportion must be positive".into());
+    }
+    Ok(mix)
+}
+
+// ----- operations and statistics --------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Post = 0,
+    Claim = 1,
+    Delete = 2,
+    List = 3,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Post => "post",
+            Op::Claim => "claim",
+            Op::Delete => "delete",
+            Op::List => "list",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Producer,
+    Consumer,
+    Observer,
+}
+
+/// A log-linear latency histogram of microseconds: exact below 256 µs, then 256 buckets per
+/// power of two (relative error under 0.4%), up to 2^37 µs.
+#[derive(Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+    max: u64,
+    sum: u128,
+}
+
+const SUB_BITS: u32 = 8;
+const SUB: usize = 1 << SUB_BITS;
+const MAX_MSB: u32 = 36;
+const BUCKETS: usize = (MAX_MSB - SUB_BITS + 2) as usize * SUB;
+
+impl Histogram {
+    fn index(v: u64) -> usize {
+        let v = v.min((1u64 << (MAX_MSB + 1)) - 1);
+        if v < SUB as u64 {
+            return v as usize;
+        }
+        let msb = 63 - v.leading_zeros();
+        let shift = msb - SUB_BITS;
+        let top = (v >> shift) as usize;
+        (shift as usize + 1) * SUB + (top - SUB)
+    }
+
+    /// The highest value that falls in bucket `i`.
+    fn upper(i: usize) -> u64 {
+        if i < SUB {
+            return i as u64;
+        }
+        let shift = (i / SUB - 1) as u32;
+        let top = (i % SUB + SUB) as u64;
+        ((top + 1) << shift) - 1
+    }
+
+    fn record(&mut self, micros: u64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS];
+        }
+        self.counts[Self::index(micros)] += 1;
+        self.total += 1;
+        self.max = self.max.max(micros);
+        self.sum += micros as u128;
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        if other.total == 0 {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS];
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+    }
+
+    /// The value at percentile `p` (0..=100), in microseconds.
+    fn percentile(&self, p: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let target = ((p / 100.0 * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Some(Self::upper(i).min(self.max));
+            }
+        }
+        Some(self.max)
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.sum as f64 / self.total as f64)
+    }
+}
+
+const MAX_SAMPLES: usize = 5;
+
+#[derive(Default)]
+struct OpStats {
+    /// Counted requests, errors included.
+    requests: u64,
+    errors: u64,
+    /// Messages posted, claimed, deleted or listed by successful requests.
+    messages: u64,
+    /// Successful requests that found nothing (claim 204, empty listing page).
+    empty: u64,
+    hist: Histogram,
+    samples: Vec<(String, u64)>,
+    other_errors: u64,
+}
+
+impl OpStats {
+    fn success(&mut self, start: Instant, end: Instant, messages: u64) {
+        self.requests += 1;
+        self.messages += messages;
+        self.hist
+            .record(end.saturating_duration_since(start).as_micros() as u64);
+    }
+
+    fn error(&mut self, text: String) {
+        self.requests += 1;
+        self.errors += 1;
+        self.sample(text, 1);
+    }
+
+    fn sample(&mut self, text: String, n: u64) {
+        if let Some(s) = self.samples.iter_mut().find(|s| s.0 == text) {
+            s.1 += n;
+        } else if self.samples.len() < MAX_SAMPLES {
+            self.samples.push((text, n));
+        } else {
+            self.other_errors += n;
+        }
+    }
+
+    fn merge(&mut self, other: OpStats) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.messages += other.messages;
+        self.empty += other.empty;
+        self.hist.merge(&other.hist);
+        for (text, n) in other.samples {
+            self.sample(text, n);
+        }
+        self.other_errors += other.other_errors;
+    }
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    ops: [OpStats; 4],
+    /// Completion time of the last counted request (for --requests runs).
+    last_end: Option<Instant>,
+}
+
+// ----- HTTP client ----------------------------------------------------------------------
+
+/// Where and how to talk to the server; shared by every connection.
+struct Target {
+    addr: SocketAddr,
+    host: HeaderValue,
+    /// Path prefix of --url, without a trailing slash (usually empty).
+    base: String,
+    project: HeaderValue,
+    timeout: Duration,
+}
+
+impl Target {
+    fn uri(&self, path: &str) -> Uri {
+        let full = if self.base.is_empty() || !path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        Uri::try_from(full).unwrap_or_else(|_| Uri::from_static("/"))
+    }
+}
+
+static CLIENT_ID: HeaderName = HeaderName::from_static("client-id");
+static PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
+
+/// What came of one request: when it was sent and finished, and the status and body or an
+/// error text.
+struct Outcome {
+    start: Instant,
+    end: Instant,
+    result: Result<(StatusCode, Bytes), String>,
+}
+
+/// One keep-alive HTTP/1.1 connection with its own Client-ID; reconnects when broken.
+struct Conn {
+    target: Arc<Target>,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    client_id: HeaderValue,
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            let _ = write!(s, ": {c}");
+        }
+        src = cause.source();
+    }
+    s
+}
+
+impl Conn {
+    fn new(target: Arc<Target>) -> Self {
+        let id = uuid::Uuid::new_v4().to_string();
+        Conn {
+            target,
+            sender: None,
+            client_id: HeaderValue::from_str(&id).expect("a UUID is a valid header value"),
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        let connect = async {
+            let stream = TcpStream::connect(self.target.addr)
+                .await
+                .map_err(|e| format!("connect: {}", error_chain(&e)))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("handshake: {}", error_chain(&e)))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok::<_, String>(sender)
+        };
+        match tokio::time::timeout(self.target.timeout, connect).await {
+            Ok(Ok(sender)) => {
+                self.sender = Some(sender);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("connect: timed out".into()),
+        }
+    }
+
+    /// A connection ready to take a request: the kept-alive one, or a new one if the server
+    /// closed it meanwhile.
+    async fn ready(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        for _ in 0..2 {
+            if self.sender.is_none() {
+                self.connect().await?;
+            }
+            let sender = self.sender.as_mut().expect("connected");
+            let ready = tokio::time::timeout(self.target.timeout, sender.ready()).await;
+            match ready {
+                Ok(Ok(())) => return Ok(self.sender.as_mut().expect("connected")),
+                Ok(Err(_)) => self.sender = None,
+                Err(_) => {
+                    self.sender = None;
+                    return Err("connection: timed out waiting to send".into());
+                }
+            }
+        }
+        Err("connection: closed by the server twice in a row".into())
+    }
+
+    async fn call(&mut self, method: Method, uri: Uri, body: Bytes) -> Outcome {
+        let t0 = Instant::now();
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        h.insert(HOST, self.target.host.clone());
+        h.insert(CLIENT_ID.clone(), self.client_id.clone());
+        h.insert(PROJECT_ID.clone(), self.target.project.clone());
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let timeout = self.target.timeout;
+        let sender = match self.ready().await {
+            Ok(s) => s,
+            Err(e) => {
+                let end = Instant::now();
+                // Do not spin on a server that refuses connections.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Outcome {
+                    start: t0,
+                    end,
+                    result: Err(e),
+                };
+            }
+        };
+        let start = Instant::now();
+        let exchange = async {
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("request: {}", error_chain(&e)))?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("response body: {}", error_chain(&e)))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("timed out after {:.1} s", timeout.as_secs_f64())),
+        };
+        let end = Instant::now();
+        if result.is_err() {
+            self.sender = None;
+        }
+        Outcome { start, end, result }
+    }
+}
+
+/// The error text of an unexpected status: code and the start of the body.
+fn status_error(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut snippet: String = text.chars().take(160).collect();
+    if snippet.len() < text.len() {
+        snippet.push('…');
+    }
+    if snippet.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {snippet}")
+    }
+}
+
+// ----- message bodies -------------------------------------------------------------------
+
+/// Builds message-post bodies: `{"messages":[{"ttl":3600,"body":{"data":"xxx","seq":n}}]}`,
+/// each message body padded to `size` bytes.
+struct MessageGen {
+    size: usize,
+    pad: Arc<str>,
+    seq: u64,
+}
+
+impl MessageGen {
+    fn new(size: usize, pad: Arc<str>) -> Self {
+        MessageGen { size, pad, seq: 0 }
+    }
+
+    fn body(&mut self, n: usize) -> Bytes {
+        let mut s = String::with_capacity(16 + n * (self.size + 48));
+        s.push_str("{\"messages\":[");
+        for i in 0..n {
+            if i > 0 {
+                s.push(',');
+            }
+            let seq = self.seq;
+            self.seq += 1;
+            let digits = seq.checked_ilog10().unwrap_or(0) as usize + 1;
+            // {"data":"","seq":} is 18 bytes.
+            let pad = self.size.saturating_sub(18 + digits).min(self.pad.len());
+            s.push_str("{\"ttl\":3600,\"body\":{\"data\":\"");
+            s.push_str(&self.pad[..pad]);
+            let _ = write!(s, "\",\"seq\":{seq}}}}}");
+        }
+        s.push_str("]}");
+        Bytes::from(s)
+    }
+}
+
+#[derive(Deserialize)]
+struct HrefDoc {
+    href: String,
+}
+
+#[derive(Deserialize)]
+struct ClaimDoc {
+    messages: Vec<HrefDoc>,
+}
+
+#[derive(Deserialize)]
+struct LinkDoc {
+    #[serde(default)]
+    rel: String,
+    href: String,
+}
+
+#[derive(Deserialize)]
+struct ListDoc {
+    #[serde(default)]
+    messages: Vec<IgnoredAny>,
+    #[serde(default)]
+    links: Vec<LinkDoc>,
+}
+
+// ----- the run --------------------------------------------------------------------------
+
+/// The clock and counters of the measured run.
+struct Run {
+    measure_start: Instant,
+    /// End of the measured window (None with --requests).
+    measure_end: Option<Instant>,
+    /// --requests: how many work items to count, and how many were handed out.
+    limit: Option<u64>,
+    tickets: AtomicU64,
+    stop: AtomicBool,
+    stopped_at: Mutex<Option<Instant>>,
+    /// Progress: counted requests and errors so far.
+    done: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct Worker {
+    conn: Conn,
+    run: Arc<Run>,
+    stats: WorkerStats,
+    gen: MessageGen,
+    batch: usize,
+    post_uri: Uri,
+    claim_uri: Uri,
+    claim_body: Bytes,
+    list_uri: Uri,
+    list_next: Option<Uri>,
+}
+
+impl Worker {
+    /// Whether a request of a work item counts: with --requests, if the item holds a
+    /// ticket; otherwise if it started and finished inside the measured window.
+    fn counts(&self, ticket: bool, o: &Outcome) -> bool {
+        match self.run.measure_end {
+            None => ticket,
+            Some(end) => o.start >= self.run.measure_start && o.end <= end,
+        }
+    }
+
+    fn note(&mut self, ok: bool, o: &Outcome) {
+        self.run.done.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.run.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.stats.last_end.is_none_or(|t| t < o.end) {
+            self.stats.last_end = Some(o.end);
+        }
+    }
+
+    async fn post(&mut self, ticket: bool) {
+        let body = self.gen.body(self.batch);
+        let o = self
+            .conn
+            .call(Method::POST, self.post_uri.clone(), body)
+            .await;
+        if !self.counts(ticket, &o) {
+            return;
+        }
+        let st = &mut self.stats.ops[Op::Post as usize];
+        let ok = match &o.result {
+            Ok((StatusCode::CREATED, _)) => {
+                st.success(o.start, o.end, self.batch as u64);
+                true
+            }
+            Ok((status, body)) => {
+                st.error(status_error(*status, body));
+                false
+            }
+            Err(e) => {
+                st.error(e.clone());
+                false
+            }
+        };
+        self.note(ok, &o);
+    }
+
+    async fn claim(&mut self, ticket: bool) {
+        let o = self
+            .conn
+            .call(
+                Method::POST,
+                self.claim_uri.clone(),
+                self.claim_body.clone(),
+            )
+            .await;
+        let counted = self.counts(ticket, &o);
+        let mut hrefs = Vec::new();
+        let outcome: Result<Option<u64>, String> = match &o.result {
+            Ok((StatusCode::CREATED, body)) => match serde_json::from_slice::<ClaimDoc>(body) {
+                Ok(doc) => {
+                    hrefs = doc.messages;
+                    Ok(Some(hrefs.len() as u64))
+                }
+                Err(e) => Err(format!("HTTP 201 with an unreadable claim document: {e}")),
+            },
+            Ok((StatusCode::NO_CONTENT, _)) => Ok(None),
+            Ok((status, body)) => Err(status_error(*status, body)),
+            Err(e) => Err(e.clone()),
+        };
+        if counted {
+            let st = &mut self.stats.ops[Op::Claim as usize];
+            let ok = match outcome {
+                Ok(Some(n)) => {
+                    st.success(o.start, o.end, n);
+                    if n == 0 {
+                        st.empty += 1;
+                    }
+                    true
+                }
+                Ok(None) => {
+                    st.success(o.start, o.end, 0);
+                    st.empty += 1;
+                    true
+                }
+                Err(e) => {
+                    st.error(e);
+                    false
+                }
+            };
+            self.note(ok, &o);
+        }
+        // Delete what was claimed, even past the end of the window (uncounted then), so
+        // that no claimed message is left to come back when its claim expires.
+        for m in hrefs {
+            let uri = self.conn.target.uri(&m.href);
+            let o = self.conn.call(Method::DELETE, uri, Bytes::new()).await;
+            if !self.counts(ticket, &o) {
+                continue;
+            }
+            let st = &mut self.stats.ops[Op::Delete as usize];
+            let ok = match &o.result {
+                Ok((StatusCode::NO_CONTENT, _)) => {
+                    st.success(o.start, o.end, 1);
+                    true
+                }
+                Ok((status, body)) => {
+                    st.error(status_error(*status, body));
+                    false
+                }
+                Err(e) => {
+                    st.error(e.clone());
+                    false
+                }
+            };
+            self.note(ok, &o);
+        }
+    }
+
+    async fn list(&mut self, ticket: bool) {
+        let uri = self
+            .list_next
+            .clone()
+            .unwrap_or_else(|| self.list_uri.clone());
+        let o = self.conn.call(Method::GET, uri, Bytes::new()).await;
+        let outcome: Result<u64, String> = match &o.result {
+            Ok((StatusCode::OK, body)) => match serde_json::from_slice::<ListDoc>(body) {
+                Ok(doc) => {
+                    let n = doc.messages.len() as u64;
+                    // Page on while there are messages; start over after an empty page.
+                    self.list_next = if n == 0 {
+                        None
+                    } else {
+                        doc.links
+                            .iter()
+                            .find(|l| l.rel == "next")
+                            .map(|l| self.conn.target.uri(&l.href))
+                    };
+                    Ok(n)
+                }
+                Err(e) => {
+                    self.list_next = None;
+                    Err(format!("HTTP 200 with an unreadable listing: {e}"))
+                }
+            },
+            Ok((StatusCode::NO_CONTENT, _)) => {
+                self.list_next = None;
+                Ok(0)
+            }
+            Ok((status, body)) => {
+                self.list_next = None;
+                Err(status_error(*status, body))
+            }
+            Err(e) => Err(e.clone()),
+        };
+        if !self.counts(ticket, &o) {
+            return;
+        }
+        let st = &mut self.stats.ops[Op::List as usize];
+        let ok = match outcome {
+            Ok(n) => {
+                st.success(o.start, o.end, n);
+                if n == 0 {
+                    st.empty += 1;
+                }
+                true
+            }
+            Err(e) => {
+                st.error(e);
+                false
+            }
+        };
+        self.note(ok, &o);
+    }
+
+    async fn run(mut self, role: Role) -> WorkerStats {
+        loop {
+            if self.run.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let now = Instant::now();
+            let ticket = match (self.run.limit, self.run.measure_end) {
+                (Some(limit), _) => {
+                    if now < self.run.measure_start {
+                        false
+                    } else if self.run.tickets.fetch_add(1, Ordering::Relaxed) >= limit {
+                        break;
+                    } else {
+                        true
+                    }
+                }
+                (None, Some(end)) => {
+                    if now >= end {
+                        break;
+                    }
+                    false
+                }
+                (None, None) => unreachable!("a run has a duration or a request count"),
+            };
+            match role {
+                Role::Producer => self.post(ticket).await,
+                Role::Consumer => self.claim(ticket).await,
+                Role::Observer => self.list(ticket).await,
+            }
+        }
+        self.stats
+    }
+}
+
+/// Splits `n` connections in the proportions `mix` (largest remainder), giving each role
+/// with a positive proportion at least one connection when there are enough.
+fn split(n: usize, mix: [u32; 3]) -> [usize; 3] {
+    let total: u64 = mix.iter().map(|&m| m as u64).sum();
+    let mut out = [0usize; 3];
+    let mut rems = [(0u64, 0usize); 3];
+    for i in 0..3 {
+        let share = n as u64 * mix[i] as u64;
+        out[i] = (share / total) as usize;
+        rems[i] = (share % total, i);
+    }
+    let mut left = n - out.iter().sum::<usize>();
+    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, i) in &rems {
+        if left == 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    for i in 0..3 {
+        if mix[i] > 0 && out[i] == 0 {
+            let richest = (0..3).max_by_key(|&j| out[j]).expect("three roles");
+            if out[richest] > 1 {
+                out[richest] -= 1;
+                out[i] += 1;
+            }
+        }
+    }
+    out
+}
+
+// ----- setup ----------------------------------------------------------------------------
+
+async fn resolve(url: &str, project: &str, timeout: Duration) -> Result<Target, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => return Err(format!("--url {url:?}: scheme {other} is not supported")),
+        None => return Err(format!("--url {url:?}: expected http://HOST[:PORT][/PATH]")),
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("--url {url:?}: no host"))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {host}: no address"))?;
+    let host_header = authority.as_str().rsplit('@').next().unwrap_or(host);
+    Ok(Target {
+        addr,
+        host: HeaderValue::from_str(host_header).map_err(|e| format!("--url: {e}"))?,
+        base: uri.path().trim_end_matches('/').to_string(),
+        project: HeaderValue::from_str(project).map_err(|e| format!("--project: {e}"))?,
+        timeout,
+    })
+}
+
+/// One setup request that must succeed with one of `ok`.
+async fn setup_call(
+    conn: &mut Conn,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    ok: &[StatusCode],
+) -> Result<(), String> {
+    let what = format!("{method} {path}");
+    let uri = conn.target.uri(path);
+    match conn.call(method, uri, body).await.result {
+        Ok((status, _)) if ok.contains(&status) => Ok(()),
+        Ok((status, body)) => Err(format!("{what}: {}", status_error(status, &body))),
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}
+
+/// Posts `per_queue` messages into each queue, in batches of 10, over up to 16 connections.
+async fn prefill(
+    target: &Arc<Target>,
+    queues: &[String],
+    per_queue: u64,
+    size: usize,
+    pad: &Arc<str>,
+    conns: usize,
+) -> Result<(), String> {
+    const BATCH: u64 = 10;
+    let batches = per_queue.div_ceil(BATCH);
+    let total = batches * queues.len() as u64;
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let uris: Arc<Vec<Uri>> = Arc::new(
+        queues
+            .iter()
+            .map(|q| target.uri(&format!("/v2/queues/{q}/messages")))
+            .collect(),
+    );
+    let workers = (conns.min(16) as u64).min(total).max(1);
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (target, next, failed, uris) =
+            (target.clone(), next.clone(), failed.clone(), uris.clone());
+        let mut gen = MessageGen::new(size, pad.clone());
+        handles.push(tokio::spawn(async move {
+            let mut conn = Conn::new(target);
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= total || failed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let q = (k % uris.len() as u64) as usize;
+                let b = k / uris.len() as u64;
+                let n = if b == batches - 1 {
+                    per_queue - BATCH * (batches - 1)
+                } else {
+                    BATCH
+                };
+                let body = gen.body(n as usize);
+                let o = conn.call(Method::POST, uris[q].clone(), body).await;
+                let err = match o.result {
+                    Ok((StatusCode::CREATED, _)) => continue,
+                    Ok((status, body)) => status_error(status, &body),
+                    Err(e) => e,
+                };
+                failed.store(true, Ordering::Relaxed);
+                return Err(format!("prefill POST {}: {err}", uris[q]));
+            }
+        }));
+    }
+    for h in handles {
+        h.await.map_err(|e| format!("prefill task: {e}"))??;
+    }
+    Ok(())
+}
+
+// ----- report ---------------------------------------------------------------------------
+
+fn ms(micros: Option<u64>) -> Option<f64> {
+    micros.map(|v| v as f64 / 1000.0)
+}
+
+fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
+}
+
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+struct OpReport<'a> {
+    op: Op,
+    st: &'a OpStats,
+    rps: f64,
+    mps: f64,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+    mean: Option<f64>,
+}
+
+impl<'a> OpReport<'a> {
+    fn new(op: Op, st: &'a OpStats, elapsed: f64) -> Self {
+        let per_s = |n: u64| {
+            if elapsed > 0.0 {
+                n as f64 / elapsed
+            } else {
+                0.0
+            }
+        };
+        let h = &st.hist;
+        OpReport {
+            op,
+            st,
+            rps: per_s(st.requests),
+            mps: per_s(st.messages),
+            p50: ms(h.percentile(50.0)),
+            p90: ms(h.percentile(90.0)),
+            p99: ms(h.percentile(99.0)),
+            max: ms((h.total > 0).then_some(h.max)),
+            mean: h.mean().map(|v| v / 1000.0),
+        }
+    }
+
+    fn json(&self) -> Value {
+        let r = |v: Option<f64>| v.map(|v| round(v, 3));
+        let samples: Vec<Value> = self
+            .st
+            .samples
+            .iter()
+            .map(|(e, n)| json!({"error": e, "count": n}))
+            .chain(
+                (self.st.other_errors > 0)
+                    .then(|| json!({"error": "(other errors)", "count": self.st.other_errors})),
+            )
+            .collect();
+        json!({
+            "requests": self.st.requests,
+            "errors": self.st.errors,
+            "empty": self.st.empty,
+            "rps": round(self.rps, 2),
+            "mps": round(self.mps, 2),
+            "messages": self.st.messages,
+            "latency_ms": {
+                "p50": r(self.p50), "p90": r(self.p90), "p99": r(self.p99),
+                "max": r(self.max), "mean": r(self.mean),
+            },
+            "error_samples": samples,
+        })
+    }
+}
+
+fn table(reports: &[OpReport]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<8} {:>10} {:>8} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9}",
+        "op", "requests", "errors", "req/s", "msg/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "{:<8} {:>10} {:>8} {:>11.1} {:>11.1} {:>9} {:>9} {:>9} {:>9}",
+            r.op.name(),
+            r.st.requests,
+            r.st.errors,
+            r.rps,
+            r.mps,
+            fmt_ms(r.p50),
+            fmt_ms(r.p90),
+            fmt_ms(r.p99),
+            fmt_ms(r.max),
+        );
+    }
+    for r in reports {
+        match r.op {
+            Op::Claim if r.st.empty > 0 => {
+                let _ = writeln!(
+                    s,
+                    "claim: {} of {} successful claims found nothing to claim (204)",
+                    r.st.empty,
+                    r.st.requests - r.st.errors
+                );
+            }
+            Op::List if r.st.empty > 0 => {
+                let _ = writeln!(
+                    s,
+                    "list: {} of {} successful listings returned an empty page",
+                    r.st.empty,
+                    r.st.requests - r.st.errors
+                );
+            }
+            _ => {}
+        }
+        for (e, n) in &r.st.samples {
+            let _ = writeln!(s, "{} error x{n}: {e}", r.op.name());
+        }
+        if r.st.other_errors > 0 {
+            let _ = writeln!(
+                s,
+                "{} error x{}: (other errors)",
+                r.op.name(),
+                r.st.other_errors
+            );
+        }
+    }
+    s
+}
+
+// ----- main -----------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = check_args(&args) {
+        eprintln!("zaqar-bench: {e}");
+        return ExitCode::from(2);
+    }
+    let threads = if args.threads > 0 {
+        args.threads
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zaqar-bench: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(bench(args, threads))
+}
+
+fn check_args(a: &Args) -> Result<(), String> {
+    if a.connections == 0 {
+        return Err("--connections must be at least 1".into());
+    }
+    if a.queues == 0 {
+        return Err("--queues must be at least 1".into());
+    }
+    if a.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    if a.requests.is_none() && !(a.duration.is_finite() && a.duration > 0.0) {
+        return Err("--duration must be a positive number of seconds".into());
+    }
+    if a.requests == Some(0) {
+        return Err("--requests must be at least 1".into());
+    }
+    if !(a.warmup.is_finite() && a.warmup >= 0.0) {
+        return Err("--warmup must be zero or more seconds".into());
+    }
+    if !(a.timeout.is_finite() && a.timeout > 0.0) {
+        return Err("--timeout must be a positive number of seconds".into());
+    }
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let longest = format!("{}-{}", a.queue_prefix, a.queues - 1);
+    if !name_ok(&longest) {
+        return Err(format!(
+            "--queue-prefix {:?}: queue names such as {longest:?} must be 1 to 64 of a-z A-Z 0-9 - _",
+            a.queue_prefix
+        ));
+    }
+    Ok(())
+}
+
+async fn bench(args: Args, threads: usize) -> ExitCode {
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let target = match resolve(&args.url, &args.project, timeout).await {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            eprintln!("zaqar-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let queues: Vec<String> = (0..args.queues)
+        .map(|i| format!("{}-{i}", args.queue_prefix))
+        .collect();
+    let pad: Arc<str> = Arc::from("x".repeat(args.message_size));
+
+    // Reachability, then the queues and their prefill.
+    let mut conn = Conn::new(target.clone());
+    if let Err(e) = setup_call(
+        &mut conn,
+        Method::GET,
+        "/v2/ping",
+        Bytes::new(),
+        &[StatusCode::NO_CONTENT, StatusCode::OK],
+    )
+    .await
+    {
+        eprintln!("zaqar-bench: cannot reach the server at {}: {e}", args.url);
+        return ExitCode::from(2);
+    }
+    for q in &queues {
+        let path = format!("/v2/queues/{q}");
+        let mut steps = Vec::new();
+        if args.reset {
+            steps.push((Method::DELETE, vec![StatusCode::NO_CONTENT]));
+        }
+        steps.push((
+            Method::PUT,
+            vec![StatusCode::CREATED, StatusCode::NO_CONTENT],
+        ));
+        for (method, ok) in steps {
+            if let Err(e) = setup_call(&mut conn, method, &path, Bytes::new(), &ok).await {
+                eprintln!("zaqar-bench: setup failed: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if args.prefill > 0 {
+        let t = Instant::now();
+        let total = args.prefill * queues.len() as u64;
+        if !args.quiet {
+            eprintln!(
+                "prefilling {} messages into each of {} queue(s)...",
+                args.prefill,
+                queues.len()
+            );
+        }
+        if let Err(e) = prefill(
+            &target,
+            &queues,
+            args.prefill,
+            args.message_size,
+            &pad,
+            args.connections,
+        )
+        .await
+        {
+            eprintln!("zaqar-bench: {e}");
+            return ExitCode::from(2);
+        }
+        if !args.quiet {
+            let s = t.elapsed().as_secs_f64();
+            eprintln!(
+                "prefilled {total} messages in {s:.2} s ({:.0} msg/s)",
+                total as f64 / s
+            );
+        }
+    }
+    drop(conn);
+
+    // Roles.
+    let n = args.connections;
+    let counts = match args.scenario {
+        Scenario::Post => [n, 0, 0],
+        Scenario::Claim => [0, n, 0],
+        Scenario::List => [0, 0, n],
+        Scenario::Mixed => split(n, args.mix),
+    };
+    let roles: Vec<Role> = std::iter::repeat_n(Role::Producer, counts[0])
+        .chain(std::iter::repeat_n(Role::Consumer, counts[1]))
+        .chain(std::iter::repeat_n(Role::Observer, counts[2]))
+        .collect();
+
+    // The run.
+    let start = Instant::now();
+    let measure_start = start + Duration::from_secs_f64(args.warmup);
+    let measure_end = match args.requests {
+        Some(_) => None,
+        None => Some(measure_start + Duration::from_secs_f64(args.duration)),
+    };
+    let run = Arc::new(Run {
+        measure_start,
+        measure_end,
+        limit: args.requests,
+        tickets: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        stopped_at: Mutex::new(None),
+        done: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    });
+    if !args.quiet {
+        let what = match (args.requests, args.duration) {
+            (Some(r), _) => format!("{r} work items"),
+            (None, d) => format!("{d} s"),
+        };
+        eprintln!(
+            "running {} with {n} connection(s) ({} producers, {} consumers, {} observers) \
+             on {} queue(s): {}s warmup, then {what}",
+            args.scenario.name(),
+            counts[0],
+            counts[1],
+            counts[2],
+            queues.len(),
+            args.warmup
+        );
+    }
+    let claim_body = Bytes::from_static(b"{\"ttl\":60,\"grace\":60}");
+    let mut handles = Vec::with_capacity(n);
+    for (i, role) in roles.iter().enumerate() {
+        let q = &queues[i % queues.len()];
+        let worker = Worker {
+            conn: Conn::new(target.clone()),
+            run: run.clone(),
+            stats: WorkerStats::default(),
+            gen: MessageGen::new(args.message_size, pad.clone()),
+            batch: args.batch,
+            post_uri: target.uri(&format!("/v2/queues/{q}/messages")),
+            claim_uri: target.uri(&format!("/v2/queues/{q}/claims?limit={}", args.claim_limit)),
+            claim_body: claim_body.clone(),
+            list_uri: target.uri(&format!(
+                "/v2/queues/{q}/messages?echo=true&limit={}",
+                args.list_limit
+            )),
+            list_next: None,
+        };
+        handles.push(tokio::spawn(worker.run(*role)));
+    }
+    {
+        let run = run.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping after the requests in flight");
+                *run.stopped_at.lock().expect("not poisoned") = Some(Instant::now());
+                run.stop.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    let progress = (!args.quiet).then(|| {
+        let run = run.clone();
+        tokio::spawn(async move {
+            // One line per second of the measured window (none during the warmup).
+            let first = tokio::time::Instant::from_std(run.measure_start) + Duration::from_secs(1);
+            let mut tick = tokio::time::interval_at(first, Duration::from_secs(1));
+            let mut last = 0;
+            loop {
+                tick.tick().await;
+                let done = run.done.load(Ordering::Relaxed);
+                let failed = run.failed.load(Ordering::Relaxed);
+                let t = Instant::now()
+                    .saturating_duration_since(run.measure_start)
+                    .as_secs_f64();
+                eprintln!(
+                    "[{t:5.1}s] {:>8} req/s, {done} requests counted, {failed} errors",
+                    done - last
+                );
+                last = done;
+            }
+        })
+    });
+
+    let mut total = WorkerStats::default();
+    for h in handles {
+        match h.await {
+            Ok(ws) => {
+                for (a, b) in total.ops.iter_mut().zip(ws.ops) {
+                    a.merge(b);
+                }
+                if let Some(t) = ws.last_end {
+                    if total.last_end.is_none_or(|l| l < t) {
+                        total.last_end = Some(t);
+                    }
+                }
+            }
+            Err(e) => eprintln!("zaqar-bench: a worker failed: {e}"),
+        }
+    }
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let stopped_at = *run.stopped_at.lock().expect("not poisoned");
+    let window_end = match measure_end {
+        Some(end) => stopped_at.map_or(end, |s| s.min(end)),
+        None => total.last_end.unwrap_or(measure_start),
+    };
+    let elapsed = window_end
+        .saturating_duration_since(measure_start)
+        .as_secs_f64();
+
+    // Report.
+    let reports: Vec<OpReport> = args
+        .scenario
+        .ops()
+        .iter()
+        .map(|&op| OpReport::new(op, &total.ops[op as usize], elapsed))
+        .collect();
+    let requests: u64 = reports.iter().map(|r| r.st.requests).sum();
+    let errors: u64 = reports.iter().map(|r| r.st.errors).sum();
+    let error_pct = if requests > 0 {
+        errors as f64 * 100.0 / requests as f64
+    } else {
+        0.0
+    };
+    let failure = if requests == 0 {
+        Some("no request completed inside the measured window".to_string())
+    } else if error_pct > args.max_error_pct {
+        Some(format!(
+            "{errors} of {requests} requests failed ({error_pct:.2}%, more than the allowed {}%)",
+            args.max_error_pct
+        ))
+    } else {
+        None
+    };
+
+    println!(
+        "zaqar-bench: scenario {} against {}: {n} connections ({} producers, {} consumers, \
+         {} observers), {} queue(s), batch {}, message size {} B, measured {elapsed:.2} s",
+        args.scenario.name(),
+        args.url,
+        counts[0],
+        counts[1],
+        counts[2],
+        queues.len(),
+        args.batch,
+        args.message_size
+    );
+    print!("{}", table(&reports));
+    let mut summary = format!(
+        "SUMMARY {}: {:.0} req/s",
+        args.scenario.name(),
+        if elapsed > 0.0 {
+            requests as f64 / elapsed
+        } else {
+            0.0
+        }
+    );
+    for r in &reports {
+        let _ = write!(
+            summary,
+            " | {} {:.0} req/s {:.0} msg/s p50 {} p99 {} ms",
+            r.op.name(),
+            r.rps,
+            r.mps,
+            fmt_ms(r.p50),
+            fmt_ms(r.p99)
+        );
+    }
+    let _ = write!(
+        summary,
+        " | errors {errors}/{requests} ({error_pct:.2}%) | {}",
+        if failure.is_some() { "FAIL" } else { "OK" }
+    );
+    println!("{summary}");
+
+    if let Some(path) = &args.json {
+        let ops: Map<String, Value> = reports
+            .iter()
+            .map(|r| (r.op.name().to_string(), r.json()))
+            .collect();
+        let doc = json!({
+            "tool": "zaqar-bench",
+            "version": env!("CARGO_PKG_VERSION"),
+            "scenario": args.scenario.name(),
+            "passed": failure.is_none(),
+            "failure": failure,
+            "settings": {
+                "url": args.url,
+                "project": args.project,
+                "connections": n,
+                "duration_s": if args.requests.is_some() { None } else { Some(args.duration) },
+                "requests": args.requests,
+                "warmup_s": args.warmup,
+                "queues": args.queues,
+                "queue_prefix": args.queue_prefix,
+                "prefill": args.prefill,
+                "batch": args.batch,
+                "message_size": args.message_size,
+                "claim_limit": args.claim_limit,
+                "list_limit": args.list_limit,
+                "mix": args.mix,
+                "threads": threads,
+                "timeout_s": args.timeout,
+                "max_error_pct": args.max_error_pct,
+            },
+            "workers": {"producers": counts[0], "consumers": counts[1], "observers": counts[2]},
+            "elapsed_s": round(elapsed, 4),
+            "operations": ops,
+            "totals": {
+                "requests": requests,
+                "errors": errors,
+                "error_pct": round(error_pct, 4),
+                "rps": round(if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 }, 2),
+            },
+        });
+        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("zaqar-bench: cannot write {}: {e}", path.display());
+        }
+    }
+
+    if args.cleanup {
+        let mut conn = Conn::new(target.clone());
+        for q in &queues {
+            let path = format!("/v2/queues/{q}");
+            if let Err(e) = setup_call(
+                &mut conn,
+                Method::DELETE,
+                &path,
+                Bytes::new(),
+                &[StatusCode::NO_CONTENT],
+            )
+            .await
+            {
+                eprintln!("zaqar-bench: cleanup: {e}");
+            }
+        }
+    }
+
+    match failure {
+        Some(why) => {
+            eprintln!("zaqar-bench: FAIL: {why}");
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_round_trip() {
+        for v in [0u64, 1, 255, 256, 257, 511, 512, 1000, 123_456, 1 << 30] {
+            let i = Histogram::index(v);
+            assert!(Histogram::upper(i) >= v, "{v}");
+            if i > 0 {
+                assert!(Histogram::upper(i - 1) < v, "{v}");
+            }
+        }
+        assert!(Histogram::index(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn percentiles() {
+        let mut h = Histogram::default();
+        for v in 1..=1000 {
+            h.record(v);
+        }
+        let p50 = h.percentile(50.0).unwrap();
+        assert!((498..=503).contains(&p50), "{p50}");
+        let p99 = h.percentile(99.0).unwrap();
+        assert!((988..=995).contains(&p99), "{p99}");
+        assert_eq!(h.percentile(100.0), Some(1000));
+    }
+
+    #[test]
+    fn message_size() {
+        let mut g = MessageGen::new(100, Arc::from("x".repeat(100)));
+        let body = g.body(2);
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        for m in doc["messages"].as_array().unwrap() {
+            assert_eq!(serde_json::to_string(&m["body"]).unwrap().len(), 100);
+            assert_eq!(m["ttl"], 3600);
+        }
+    }
+
+    #[test]
+    fn mix_split() {
+        assert_eq!(split(64, [4, 4, 2]), [26, 25, 13]);
+        assert_eq!(split(10, [4, 4, 2]), [4, 4, 2]);
+        assert_eq!(split(3, [10, 1, 1]), [1, 1, 1]);
+        assert_eq!(split(5, [1, 0, 0]), [5, 0, 0]);
+    }
+}

@@ -173,6 +173,24 @@ impl Default for Limits {
     }
 }
 
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Keys for encrypted queues (`[transport] message_encryption_key`, `[encryption]`).
+#[derive(Debug, Clone, Default)]
+pub struct EncryptionConfig {
+    pub passphrase: Option<Secret>,
+    pub key_file: Option<PathBuf>,
+    pub current_key: Option<String>,
+}
+
 /// Settings of the embedded store (`[drivers:message_store:embedded]`).
 #[derive(Debug, Clone)]
 pub struct EmbeddedStoreConfig {
@@ -188,8 +206,12 @@ pub struct Config {
     pub pooling: bool,
     pub unreliable: bool,
     pub auth_strategy: String,
+    pub enable_checksum: bool,
     pub debug: bool,
     pub log_format: LogFormat,
+    /// Longest long-polling wait in seconds (0 disables long polling).
+    pub max_wait: i64,
+    pub encryption: EncryptionConfig,
     pub message_store: String,
     pub management_store: String,
     pub transport: String,
@@ -394,8 +416,19 @@ impl Config {
             pooling: r.bool(D, "pooling")?,
             unreliable: r.bool(D, "unreliable")?,
             auth_strategy,
+            enable_checksum: r.bool(D, "enable_checksum")?,
             debug: r.bool(D, "debug")?,
             log_format,
+            max_wait: r.int(T, "max_wait", 0, 3600)?,
+            encryption: {
+                r.choice(T, "message_encryption_algorithms", &["aes256"])?;
+                let non_empty = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+                EncryptionConfig {
+                    passphrase: non_empty(r.string(T, "message_encryption_key")).map(Secret),
+                    key_file: non_empty(r.string("encryption", "key_file")).map(PathBuf::from),
+                    current_key: non_empty(r.string("encryption", "current_key")),
+                }
+            },
             message_store,
             management_store,
             transport,

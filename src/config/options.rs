@@ -68,6 +68,7 @@ pub static OPTIONS: &[OptSpec] = &[
         "",
         "\"\" for no authentication (X-Project-ID is trusted).",
     ),
+    opt("DEFAULT", "enable_checksum", Bool, "false", "Store and return an MD5 checksum of each message body (Python-compatible)."),
     opt("DEFAULT", "debug", Bool, "false", "Log at debug level."),
     opt(
         "DEFAULT",
@@ -332,6 +333,12 @@ pub static OPTIONS: &[OptSpec] = &[
         "false",
         "Bulk delete by ids requires matching claim_ids.",
     ),
+    opt("transport", "max_wait", Int, "20", "Longest long-polling wait (seconds) a request may ask for with ?wait= (0 disables it)."),
+    opt("transport", "message_encryption_algorithms", Choice, "AES256", "Encryption of _enable_encrypt_messages queues: AES256 (AES-256-GCM)."),
+    opt("transport", "message_encryption_key", Str, "", "Passphrase whose SHA-256 is an encryption key (the reference default \"AES256\" is refused). Secret."),
+    // [encryption]
+    opt("encryption", "key_file", Str, "", "File of encryption keys, one `id = <64 hex digits or base64 of 32 bytes>` per line."),
+    opt("encryption", "current_key", Str, "", "Id of the key new messages are encrypted with (required when several keys are configured)."),
     // [storage]
     opt(
         "storage",

@@ -480,7 +480,7 @@ pub async fn get_messages(
     };
     let listing = s
         .service
-        .list_messages(id.ctx(), &queue, params.clone())
+        .list_messages_wait(id.ctx(), &queue, params.clone(), q.int("wait")?)
         .await?;
     let next = listing.next_marker.map(|marker| {
         let mut p: Vec<(&str, String)> = vec![("marker", marker)];
@@ -552,6 +552,21 @@ pub async fn delete_message(
     Ok(no_content())
 }
 
+/// `POST /v2/queues/{queue}/x-redrive` (extension): moves messages of a dead-letter queue back
+/// to their source queues, or to `target`.
+pub async fn redrive(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    body: Body,
+) -> Result<Response> {
+    let body = small_body(body).await?;
+    let outcome = s.service.redrive(id.ctx(), &queue, &body).await?;
+    let doc =
+        json!({"moved": outcome.moved, "skipped": outcome.skipped, "targets": outcome.targets});
+    Ok(json_body(&doc).into_response())
+}
+
 // ----- claims -------------------------------------------------------------------------
 
 pub async fn create_claim(
@@ -563,10 +578,11 @@ pub async fn create_claim(
 ) -> Result<Response> {
     let q = Query::parse(raw.as_deref());
     let limit = q.int("limit")?;
+    let wait = q.int("wait")?;
     let body = small_body(body).await?;
     match s
         .service
-        .create_claim(id.ctx(), &queue, limit, &body)
+        .create_claim_wait(id.ctx(), &queue, limit, &body, wait)
         .await?
     {
         None => Ok(no_content()),

@@ -72,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v2/queues/{queue}/stats", get(queue_stats))
         .route("/v2/queues/{queue}/purge", post(purge_queue))
+        .route("/v2/queues/{queue}/x-redrive", post(redrive))
         .route(
             "/v2/queues/{queue}/messages",
             post(post_messages)

@@ -106,6 +106,7 @@ impl<'a> ClaimView<'a> {
 
 #[derive(Serialize)]
 pub struct StampView {
+    pub id: String,
     pub href: String,
     pub age: i64,
     pub created: String,
@@ -115,6 +116,9 @@ pub struct StampView {
 pub struct StatsCounts {
     pub claimed: u64,
     pub free: u64,
+    /// Messages not yet visible because of their delay (only when there are some).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delayed: Option<u64>,
     pub total: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest: Option<StampView>,
@@ -130,6 +134,7 @@ pub struct StatsView {
 impl StatsView {
     pub fn new(queue: &str, s: &QueueStats, now: Millis) -> Self {
         let stamp = |st: &crate::model::MessageStamp| StampView {
+            id: st.id.clone(),
             href: message_href(queue, &st.id, None),
             age: age_secs(st.created, now),
             created: format_iso_z(st.created),
@@ -138,6 +143,7 @@ impl StatsView {
             messages: StatsCounts {
                 claimed: s.claimed,
                 free: s.total - s.claimed,
+                delayed: (s.delayed > 0).then_some(s.delayed),
                 total: s.total,
                 oldest: s.oldest.as_ref().map(stamp),
                 newest: s.newest.as_ref().map(stamp),

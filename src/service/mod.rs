@@ -2,12 +2,15 @@
 //! WebSocket transport) parse their own envelopes, then call these; validation, defaults and
 //! every rule of the spec that is not a storage concern live here.
 
+pub mod checksum;
+pub mod crypto;
 pub mod patch;
 pub mod validate;
+pub mod waiters;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -16,7 +19,8 @@ use crate::clock::{Millis, SharedClock};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::model::{
-    Claim, ClaimParams, ListQuery, Message, Metadata, NewMessage, QueueFilter, QueueRef, QueueStats,
+    Claim, ClaimParams, DeadLetter, ListQuery, Message, Metadata, NewMessage, QueueFilter,
+    QueueRef, QueueStats, RedriveOutcome,
 };
 use crate::storage::DataStore;
 
@@ -88,10 +92,30 @@ pub struct ProbeStep {
     pub reference: Option<String>,
 }
 
+/// Message-lifecycle settings of the service (encryption, checksums, long polling).
+#[derive(Default)]
+pub struct ServiceOptions {
+    /// Keys for `_enable_encrypt_messages` queues; `None` when no key is configured.
+    pub encryptor: Option<Arc<crypto::Encryptor>>,
+    /// `[DEFAULT] enable_checksum`.
+    pub checksum: bool,
+    /// Longest `wait` (seconds) a long-polling request may ask for; 0 disables long polling.
+    pub max_wait: i64,
+}
+
 pub struct Service {
     limits: Limits,
     store: Arc<dyn DataStore>,
     clock: SharedClock,
+    options: ServiceOptions,
+    hub: Arc<waiters::Hub>,
+}
+
+/// Parameters of `POST .../redrive`.
+#[derive(Debug, Clone, Default)]
+pub struct RedriveParams {
+    pub target: Option<String>,
+    pub limit: Option<i64>,
 }
 
 /// Reads `ttl`/`grace` of a claim body.
@@ -108,7 +132,86 @@ impl Service {
             limits,
             store,
             clock,
+            options: ServiceOptions {
+                max_wait: 20,
+                ..Default::default()
+            },
+            hub: waiters::Hub::new(),
         }
+    }
+
+    /// Sets the message-lifecycle options.
+    pub fn with_options(mut self, options: ServiceOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The long-polling hub (drivers shared by several nodes feed it remote events).
+    pub fn hub(&self) -> &Arc<waiters::Hub> {
+        &self.hub
+    }
+
+    /// Validates a `wait` parameter (seconds).
+    fn check_wait(&self, wait: Option<i64>) -> Result<Option<Duration>> {
+        match wait {
+            None | Some(0) => Ok(None),
+            Some(w) if w < 0 || w > self.options.max_wait => Err(Error::invalid(format!(
+                "wait must be at least 0 and no greater than {} seconds.",
+                self.options.max_wait
+            ))),
+            Some(w) => Ok(Some(Duration::from_secs(w as u64))),
+        }
+    }
+
+    /// Replaces encrypted bodies with their plaintext.
+    fn reveal(&self, project: &str, messages: &mut [Message]) -> Result<()> {
+        for m in messages.iter_mut().filter(|m| m.encrypted) {
+            let enc = self.options.encryptor.as_ref().ok_or_else(|| {
+                Error::Internal(
+                    "an encrypted message cannot be read: no encryption key is configured".into(),
+                )
+            })?;
+            let token: String = serde_json::from_str(m.body.get())
+                .map_err(|_| Error::Internal("corrupt encrypted message".into()))?;
+            let plain = enc.decrypt(project, &token)?;
+            m.body = RawValue::from_string(plain)
+                .map_err(|_| Error::Internal("corrupt encrypted message".into()))?;
+            m.encrypted = false;
+        }
+        Ok(())
+    }
+
+    /// The dead-letter settings of a queue's metadata (both keys needed, spec §1.7).
+    fn dead_letter(meta: &Metadata) -> Option<DeadLetter> {
+        let max = meta.get("_max_claim_count")?.as_u64()?;
+        let queue = meta.get("_dead_letter_queue")?.as_str()?.to_string();
+        Some(DeadLetter {
+            max_claim_count: u32::try_from(max).unwrap_or(u32::MAX),
+            queue,
+            ttl: meta
+                .get("_dead_letter_queue_messages_ttl")
+                .and_then(Value::as_i64),
+        })
+    }
+
+    fn check_encryption_available(&self, meta: &Metadata) -> Result<()> {
+        if meta.get("_enable_encrypt_messages") == Some(&Value::Bool(true))
+            && self.options.encryptor.is_none()
+        {
+            return Err(Error::invalid(
+                "_enable_encrypt_messages needs an encryption key, and none is configured on this server.",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn queue_metadata(&self, q: QueueRef<'_>) -> Result<Metadata> {
+        Ok(self
+            .store
+            .get_queue(q)
+            .await?
+            .map(|i| i.metadata)
+            .unwrap_or_default())
     }
 
     pub fn limits(&self) -> &Limits {
@@ -176,6 +279,7 @@ impl Service {
                 ttl: 600,
                 delay: 0,
                 checksum: None,
+                encrypted: false,
             })
             .collect();
         step(
@@ -188,6 +292,7 @@ impl Service {
             ttl: 60,
             grace: 300,
             limit: self.limits.max_messages_per_claim_or_pop as usize,
+            dead_letter: None,
         };
         let claim = step(
             &mut steps,
@@ -293,6 +398,7 @@ impl Service {
             parse_object(body)?
         };
         queue_metadata(&metadata, &self.limits)?;
+        self.check_encryption_available(&metadata)?;
         self.store.create_queue(q, metadata).await
     }
 
@@ -333,6 +439,7 @@ impl Service {
             let mut meta = info.metadata;
             patch::apply(&mut meta, &ops)?;
             queue_metadata(&meta, &self.limits)?;
+            self.check_encryption_available(&meta)?;
             if self
                 .store
                 .replace_queue_metadata(q, info.version, meta.clone())
@@ -394,7 +501,22 @@ impl Service {
     // ----- messages ---------------------------------------------------------------------
 
     /// Parses and validates a message POST body against the queue's settings.
-    fn parse_new_messages(&self, body: &[u8], meta: &Metadata) -> Result<Vec<NewMessage>> {
+    fn parse_new_messages(
+        &self,
+        project: &str,
+        body: &[u8],
+        meta: &Metadata,
+    ) -> Result<Vec<NewMessage>> {
+        let encrypt = meta.get("_enable_encrypt_messages") == Some(&Value::Bool(true));
+        let encryptor = match (encrypt, &self.options.encryptor) {
+            (false, _) => None,
+            (true, Some(e)) => Some(e),
+            (true, None) => {
+                return Err(Error::unavailable(
+                    "This queue requires message encryption, but no encryption key is configured on this server.",
+                ))
+            }
+        };
         json_preflight(body)?;
         let doc: HashMap<String, &RawValue> = serde_json::from_slice(body).map_err(|_| {
             match serde_json::from_slice::<Value>(body) {
@@ -454,11 +576,31 @@ impl Service {
             } else {
                 0
             };
+            if delay > ttl {
+                return Err(Error::invalid(format!(
+                    "The delay of a message ({delay} seconds) may not exceed its TTL ({ttl} seconds)."
+                )));
+            }
+            let checksum = if self.options.checksum {
+                checksum::checksum(body.get())
+            } else {
+                None
+            };
+            let body = match encryptor {
+                None => (*body).to_owned(),
+                Some(e) => {
+                    let token = e.encrypt(project, body.get())?;
+                    let text = serde_json::to_string(&token)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    RawValue::from_string(text).map_err(|e| Error::Internal(e.to_string()))?
+                }
+            };
             out.push(NewMessage {
-                body: (*body).to_owned(),
+                body,
                 ttl,
                 delay,
-                checksum: None,
+                checksum,
+                encrypted: encryptor.is_some(),
             });
         }
         Ok(out)
@@ -498,8 +640,10 @@ impl Service {
                 )));
             }
         }
-        let messages = self.parse_new_messages(body, &meta)?;
-        self.store.post_messages(q, ctx.client_id, messages).await
+        let messages = self.parse_new_messages(q.project, body, &meta)?;
+        let ids = self.store.post_messages(q, ctx.client_id, messages).await?;
+        self.hub.notify(q.project, q.name);
+        Ok(ids)
     }
 
     pub async fn list_messages(
@@ -508,8 +652,21 @@ impl Service {
         name: &str,
         p: MessageListParams,
     ) -> Result<MessageListing> {
+        self.list_messages_wait(ctx, name, p, None).await
+    }
+
+    /// Listing with long polling: with `wait` (seconds), an empty page is only returned once
+    /// `wait` has passed without a matching message arriving.
+    pub async fn list_messages_wait(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        p: MessageListParams,
+        wait: Option<i64>,
+    ) -> Result<MessageListing> {
         let q = ctx.queue(name)?;
         let limit = validate::limit(p.limit, 10, self.limits.max_messages_per_page)?;
+        let wait = self.check_wait(wait)?;
         let marker = match p.marker.as_deref() {
             None => None,
             Some(m) => match m.parse::<u64>() {
@@ -530,12 +687,54 @@ impl Service {
             include_claimed: p.include_claimed,
             include_delayed: p.include_delayed,
         };
-        let messages = self.store.list_messages(q, &query).await?;
+        let mut messages = self
+            .long_poll(
+                q,
+                wait,
+                || self.store.list_messages(q, &query),
+                |m: &Vec<Message>| m.is_empty(),
+            )
+            .await?;
+        self.reveal(q.project, &mut messages)?;
         let next_marker = messages.last().map(|m| m.marker.to_string());
         Ok(MessageListing {
             messages,
             next_marker,
         })
+    }
+
+    /// Runs `attempt` until its result is not empty or `wait` runs out, sleeping on the queue's
+    /// signal in between (no polling).
+    async fn long_poll<T, F, Fut>(
+        &self,
+        q: QueueRef<'_>,
+        wait: Option<Duration>,
+        mut attempt: F,
+        empty: impl Fn(&T) -> bool,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let Some(wait) = wait else {
+            return attempt().await;
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let signal = self.hub.watch(q.project, q.name);
+        loop {
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            // Register before looking, so a post between the look and the sleep is not missed.
+            notified.as_mut().enable();
+            let out = attempt().await?;
+            if !empty(&out) {
+                return Ok(out);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(out),
+            }
+        }
     }
 
     fn check_id_count(&self, n: usize) -> Result<()> {
@@ -557,7 +756,8 @@ impl Service {
     ) -> Result<Vec<Message>> {
         let q = ctx.queue(name)?;
         self.check_id_count(ids.len())?;
-        let found = self.store.get_messages(q, ids).await?;
+        let mut found = self.store.get_messages(q, ids).await?;
+        self.reveal(q.project, &mut found)?;
         if found.is_empty() {
             return Err(Error::not_found(format!(
                 "No messages with IDs: {} found in the queue {} for project {}.",
@@ -571,16 +771,14 @@ impl Service {
 
     pub async fn get_message(&self, ctx: Ctx<'_>, name: &str, id: &str) -> Result<Message> {
         let q = ctx.queue(name)?;
-        self.store
-            .get_messages(q, &[id.to_string()])
-            .await?
-            .pop()
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "Message {id} does not exist in queue {} for project {}",
-                    q.name, q.project
-                ))
-            })
+        let mut found = self.store.get_messages(q, &[id.to_string()]).await?;
+        self.reveal(q.project, &mut found)?;
+        found.pop().ok_or_else(|| {
+            Error::not_found(format!(
+                "Message {id} does not exist in queue {} for project {}",
+                q.name, q.project
+            ))
+        })
     }
 
     /// Collection DELETE: by `ids` (returns `None`) or `pop` (returns the popped messages).
@@ -611,7 +809,9 @@ impl Service {
                     "Pop value must be at least 1 and may not be greater than {max}."
                 )));
             }
-            return Ok(Some(self.store.pop_messages(q, n as usize).await?));
+            let mut popped = self.store.pop_messages(q, n as usize).await?;
+            self.reveal(q.project, &mut popped)?;
+            return Ok(Some(popped));
         }
         let ids = req.ids.unwrap_or_default();
         self.check_id_count(ids.len())?;
@@ -676,6 +876,19 @@ impl Service {
         limit: Option<i64>,
         body: &[u8],
     ) -> Result<Option<Claim>> {
+        self.create_claim_wait(ctx, name, limit, body, None).await
+    }
+
+    /// Claim creation with long polling: with `wait` (seconds), `None` is only returned once
+    /// `wait` has passed without a claimable message arriving.
+    pub async fn create_claim_wait(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        limit: Option<i64>,
+        body: &[u8],
+        wait: Option<i64>,
+    ) -> Result<Option<Claim>> {
         let q = ctx.queue(name)?;
         let (ttl, grace) = if body.iter().all(u8::is_ascii_whitespace) {
             (
@@ -687,9 +900,28 @@ impl Service {
         };
         self.check_claim_ttl_grace(ttl, grace)?;
         let limit = validate::limit(limit, 10, self.limits.max_messages_per_claim_or_pop)?;
-        self.store
-            .create_claim(q, ClaimParams { ttl, grace, limit })
-            .await
+        let wait = self.check_wait(wait)?;
+        let dead_letter = Self::dead_letter(&self.queue_metadata(q).await?);
+        let params = ClaimParams {
+            ttl,
+            grace,
+            limit,
+            dead_letter: dead_letter.clone(),
+        };
+        let attempt = || async {
+            let claim = self.store.create_claim(q, params.clone()).await;
+            if let Some(dl) = &dead_letter {
+                self.hub.notify(q.project, &dl.queue);
+            }
+            claim
+        };
+        let mut claim = self
+            .long_poll(q, wait, attempt, |c: &Option<Claim>| c.is_none())
+            .await?;
+        if let Some(c) = claim.as_mut() {
+            self.reveal(q.project, &mut c.messages)?;
+        }
+        Ok(claim)
     }
 
     fn claim_not_found(q: QueueRef<'_>, cid: &str) -> Error {
@@ -701,10 +933,13 @@ impl Service {
 
     pub async fn get_claim(&self, ctx: Ctx<'_>, name: &str, claim_id: &str) -> Result<Claim> {
         let q = ctx.queue(name)?;
-        self.store
+        let mut claim = self
+            .store
             .get_claim(q, claim_id)
             .await?
-            .ok_or_else(|| Self::claim_not_found(q, claim_id))
+            .ok_or_else(|| Self::claim_not_found(q, claim_id))?;
+        self.reveal(q.project, &mut claim.messages)?;
+        Ok(claim)
     }
 
     /// `PATCH .../claims/{id}`: renews a live claim (body required).
@@ -727,6 +962,58 @@ impl Service {
 
     pub async fn delete_claim(&self, ctx: Ctx<'_>, name: &str, claim_id: &str) -> Result<()> {
         let q = ctx.queue(name)?;
-        self.store.release_claim(q, claim_id).await
+        self.store.release_claim(q, claim_id).await?;
+        // Released messages are claimable again: wake the queue's waiters.
+        self.hub.notify(q.project, q.name);
+        Ok(())
+    }
+
+    /// `POST .../redrive` (extension): moves messages of a (dead-letter) queue back to the
+    /// queues they came from, or to `target`.
+    pub async fn redrive(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<RedriveOutcome> {
+        let q = ctx.queue(name)?;
+        let mut params = RedriveParams::default();
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            let doc = parse_object(body)?;
+            for key in doc.keys() {
+                if key != "target" && key != "limit" {
+                    return Err(Error::invalid(format!("Unknown key: {key}.")));
+                }
+            }
+            params.target = match doc.get("target") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) => Some(t.clone()),
+                Some(_) => {
+                    return Err(Error::body(
+                        "The value of the \"target\" field must be a string.",
+                    ))
+                }
+            };
+            params.limit = match doc.get("limit") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(int_field(v, "limit")?),
+            };
+        }
+        if let Some(t) = &params.target {
+            queue_name(t)?;
+            if t == name {
+                return Err(Error::invalid("The redrive target must be another queue."));
+            }
+        }
+        if params.limit.is_some_and(|l| l < 1) {
+            return Err(Error::invalid("limit must be at least 1."));
+        }
+        let outcome = self
+            .store
+            .redrive_messages(
+                q,
+                params.target.as_deref(),
+                params.limit.map(|l| l as usize),
+            )
+            .await?;
+        for t in &outcome.targets {
+            self.hub.notify(q.project, t);
+        }
+        Ok(outcome)
     }
 }

@@ -17,7 +17,7 @@ use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, ListQuery, Message, Metadata, NewMessage, QueueFilter, QueueInfo, QueueRef,
-    QueueStats,
+    QueueStats, RedriveOutcome,
 };
 
 #[async_trait]
@@ -95,12 +95,31 @@ pub trait MessageStore: Send + Sync {
     /// Deletes every message of the queue (claimed ones included) and its claims; the queue and
     /// its metadata stay.
     async fn purge_messages(&self, q: QueueRef<'_>) -> Result<()>;
+
+    /// Moves up to `limit` (all if `None`) of the oldest unclaimed messages of `q` to `target`,
+    /// or, without a target, each to the queue it was dead-lettered from (messages that record
+    /// none stay and are counted as skipped). Moved messages get a fresh claim count, keep their
+    /// body, ttl, expiry and age, and are visible in their new queue when this returns. A move
+    /// is never lost or duplicated, even across a crash.
+    async fn redrive_messages(
+        &self,
+        q: QueueRef<'_>,
+        target: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<RedriveOutcome>;
 }
 
 #[async_trait]
 pub trait ClaimStore: Send + Sync {
     /// Claims up to `params.limit` of the oldest unexpired, unclaimed, undelayed messages.
     /// `None` when nothing was claimable (no claim is created).
+    ///
+    /// With `params.dead_letter`, every selected message that was already claimed
+    /// `max_claim_count` times is moved instead (spec §1.7): it leaves this queue and this claim,
+    /// and appears unclaimed in the dead-letter queue (created if missing) with a fresh claim
+    /// count, `moved_from` set, and the dead-letter TTL if one is configured. If every selected
+    /// message moved, the result is `None`. Moves are visible when this returns and are never
+    /// lost or duplicated, even across a crash.
     async fn create_claim(&self, q: QueueRef<'_>, params: ClaimParams) -> Result<Option<Claim>>;
 
     /// A live claim with the messages it still holds; `None` if unknown or expired.

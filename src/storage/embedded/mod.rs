@@ -23,7 +23,7 @@ use crate::config::EmbeddedStoreConfig;
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, ListQuery, Message, MessageClaim, MessageStamp, Metadata, NewMessage,
-    QueueFilter, QueueInfo, QueueRef, QueueStats,
+    QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
 use crate::storage::{
     check_bulk_delete_claim, decide_single_delete, extend_for_claim, ClaimStore, DataStore,
@@ -31,8 +31,8 @@ use crate::storage::{
 };
 
 use records::{
-    decode, encode, message_id, parse_message_id, ClaimRecord, MsgRecord, QueueRecord, BODIES,
-    CLAIMS, COUNTERS, MSGS, QUEUES,
+    decode, encode, message_id, parse_message_id, ClaimRecord, MovedMessage, MsgRecord,
+    OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, MSGS, OUTBOX, QUEUES, XFER_DONE,
 };
 use shard::{storage_error, Shard};
 
@@ -45,6 +45,21 @@ pub struct EmbeddedStore {
     shards: Vec<Shard>,
     clock: SharedClock,
     gc_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// One drain at a time per shard: a transfer is applied, then removed, without a second
+    /// drain replaying it in between.
+    drain_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Where drains stop early, to simulate a crash in tests (see [`DrainStop`]).
+    drain_stop: Mutex<DrainStop>,
+}
+
+/// A simulated crash point inside [`EmbeddedStore::drain_outbox`] (for recovery tests).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainStop {
+    Never,
+    BeforeApply,
+    AfterApply,
+    AfterOutboxRemoval,
 }
 
 /// Stable (version-independent) hash used to place a queue on a shard.
@@ -83,6 +98,8 @@ fn to_message(marker: u64, rec: MsgRecord, body: &[u8]) -> Result<Message> {
         claim_count: rec.claim_count,
         delay_expires: rec.delay_expires,
         checksum: rec.checksum,
+        encrypted: rec.encrypted,
+        moved_from: rec.moved_from,
     })
 }
 
@@ -126,6 +143,79 @@ fn purge_in(txn: &WriteTransaction, p: &str, n: &str) -> Result<()> {
     Ok(())
 }
 
+/// Appends messages at the tail of a queue inside `txn`, creating the queue (without metadata)
+/// if needed; assigns markers and id suffixes. Returns the new ids in order.
+fn append_in(
+    txn: &WriteTransaction,
+    p: &str,
+    n: &str,
+    now: Millis,
+    items: impl IntoIterator<Item = (MsgRecord, Vec<u8>)>,
+) -> Result<Vec<String>> {
+    let key = (p, n);
+    let mut queues = txn.open_table(QUEUES).map_err(se)?;
+    if queues.get(key).map_err(se)?.is_none() {
+        let rec = QueueRecord {
+            created: now,
+            version: 1,
+            metadata: "{}".into(),
+        };
+        queues.insert(key, encode(&rec)?.as_slice()).map_err(se)?;
+    }
+    let mut counters = txn.open_table(COUNTERS).map_err(se)?;
+    let last = counters
+        .get(key)
+        .map_err(se)?
+        .map(|g| g.value())
+        .unwrap_or(0);
+    let mut mt = txn.open_table(MSGS).map_err(se)?;
+    let mut bt = txn.open_table(BODIES).map_err(se)?;
+    let mut ids = Vec::new();
+    for (mut rec, body) in items {
+        let marker = last + 1 + ids.len() as u64;
+        rec.suffix = rand::random();
+        let mkey = (p, n, marker);
+        mt.insert(mkey, encode(&rec)?.as_slice()).map_err(se)?;
+        bt.insert(mkey, body.as_slice()).map_err(se)?;
+        ids.push(message_id(marker, rec.suffix));
+    }
+    counters.insert(key, last + ids.len() as u64).map_err(se)?;
+    Ok(ids)
+}
+
+/// Takes a message out of its queue into a transfer, inside `txn`.
+fn take_for_move(
+    txn: &WriteTransaction,
+    p: &str,
+    n: &str,
+    marker: u64,
+    rec: MsgRecord,
+) -> Result<MovedMessage> {
+    let key = (p, n, marker);
+    let body = txn
+        .open_table(BODIES)
+        .map_err(se)?
+        .remove(key)
+        .map_err(se)?
+        .map(|g| g.value().to_vec())
+        .unwrap_or_else(|| b"null".to_vec());
+    txn.open_table(MSGS).map_err(se)?.remove(key).map_err(se)?;
+    Ok(MovedMessage { rec, body })
+}
+
+/// Records pending transfers in the shard's outbox, inside `txn`.
+fn queue_transfers(txn: &WriteTransaction, transfers: Vec<OutboxRecord>) -> Result<usize> {
+    let mut outbox = txn.open_table(OUTBOX).map_err(se)?;
+    let count = transfers.len();
+    for t in transfers {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        outbox
+            .insert(id.as_str(), encode(&t)?.as_slice())
+            .map_err(se)?;
+    }
+    Ok(count)
+}
+
 fn claim_is_live(
     claims: &impl ReadableTable<(&'static str, &'static str, &'static str), &'static [u8]>,
     p: &str,
@@ -161,13 +251,17 @@ impl EmbeddedStore {
             txn.open_table(MSGS).map_err(se)?;
             txn.open_table(BODIES).map_err(se)?;
             txn.open_table(CLAIMS).map_err(se)?;
+            txn.open_table(OUTBOX).map_err(se)?;
+            txn.open_table(XFER_DONE).map_err(se)?;
             txn.commit().map_err(se)?;
             opened.push(shard);
         }
         Ok(Arc::new(EmbeddedStore {
+            drain_locks: opened.iter().map(|_| tokio::sync::Mutex::new(())).collect(),
             shards: opened,
             clock,
             gc_task: Mutex::new(None),
+            drain_stop: Mutex::new(DrainStop::Never),
         }))
     }
 
@@ -217,9 +311,99 @@ impl EmbeddedStore {
         }
     }
 
+    fn shard_index(&self, q: QueueRef<'_>) -> usize {
+        (fnv1a(&[q.project, q.name]) % self.shards.len() as u64) as usize
+    }
+
     fn shard(&self, q: QueueRef<'_>) -> &Shard {
-        let i = (fnv1a(&[q.project, q.name]) % self.shards.len() as u64) as usize;
-        &self.shards[i]
+        &self.shards[self.shard_index(q)]
+    }
+
+    /// Applies the pending transfers of shard `i`: each is appended to its target queue (in
+    /// whichever shard holds it) together with a done-marker, then removed from the outbox, then
+    /// the marker is dropped. A crash at any point leaves a state from which the next drain
+    /// neither loses nor duplicates the messages.
+    pub async fn drain_outbox(&self, i: usize) -> Result<usize> {
+        let _serial = self.drain_locks[i].lock().await;
+        let pending: Vec<(String, OutboxRecord)> = {
+            let rtx = self.shards[i].read()?;
+            let t = rtx.open_table(OUTBOX).map_err(se)?;
+            let mut out = Vec::new();
+            for e in t.iter().map_err(se)? {
+                let (k, v) = e.map_err(se)?;
+                out.push((k.value().to_string(), decode(v.value())?));
+            }
+            out
+        };
+        let count = pending.len();
+        let stop = *self.drain_stop.lock().unwrap();
+        for (id, transfer) in pending {
+            if stop == DrainStop::BeforeApply {
+                return Ok(0);
+            }
+            let target = self.shard_index(QueueRef::new(&transfer.project, &transfer.target));
+            let clock = self.clock.clone();
+            let tid = id.clone();
+            self.shards[target]
+                .write(move |txn| {
+                    let mut done = txn.open_table(XFER_DONE).map_err(se)?;
+                    if done.get(tid.as_str()).map_err(se)?.is_some() {
+                        return Ok(());
+                    }
+                    let now = clock.now();
+                    done.insert(tid.as_str(), now).map_err(se)?;
+                    drop(done);
+                    let items = transfer.messages.into_iter().map(|m| (m.rec, m.body));
+                    append_in(txn, &transfer.project, &transfer.target, now, items)?;
+                    Ok(())
+                })
+                .await?;
+            if stop == DrainStop::AfterApply {
+                return Ok(0);
+            }
+            let tid = id.clone();
+            self.shards[i]
+                .write(move |txn| {
+                    txn.open_table(OUTBOX)
+                        .map_err(se)?
+                        .remove(tid.as_str())
+                        .map_err(se)?;
+                    Ok(())
+                })
+                .await?;
+            if stop == DrainStop::AfterOutboxRemoval {
+                return Ok(0);
+            }
+            self.shards[target]
+                .write(move |txn| {
+                    txn.open_table(XFER_DONE)
+                        .map_err(se)?
+                        .remove(id.as_str())
+                        .map_err(se)?;
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(count)
+    }
+
+    /// Makes drains stop at `stop`, as if the process died there (recovery tests only).
+    #[doc(hidden)]
+    pub fn simulate_drain_crash(&self, stop: DrainStop) {
+        *self.drain_stop.lock().unwrap() = stop;
+    }
+
+    async fn drain_outbox_logged(&self, i: usize) {
+        if let Err(e) = self.drain_outbox(i).await {
+            tracing::warn!(shard = i, error = %e, "pending message moves will be retried");
+        }
+    }
+
+    /// Applies every shard's pending transfers (at start-up and on each sweep).
+    pub async fn drain_all_outboxes(&self) {
+        for i in 0..self.shards.len() {
+            self.drain_outbox_logged(i).await;
+        }
     }
 
     /// Starts the background sweep that reclaims expired messages and claims.
@@ -231,6 +415,7 @@ impl EmbeddedStore {
             loop {
                 tick.tick().await;
                 let Some(store) = store.upgrade() else { return };
+                store.drain_all_outboxes().await;
                 if let Err(e) = store.collect_garbage().await {
                     tracing::warn!(error = %e, "expired-data sweep failed");
                 }
@@ -245,7 +430,7 @@ impl EmbeddedStore {
         for (i, shard) in self.shards.iter().enumerate() {
             let now = self.clock.now();
             let snapshot = shard.read()?;
-            let (msgs, claims) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let (msgs, claims, markers) = tokio::task::spawn_blocking(move || -> Result<_> {
                 let mut msgs = Vec::new();
                 let table = snapshot.open_table(MSGS).map_err(se)?;
                 for e in table.iter().map_err(se)? {
@@ -272,11 +457,21 @@ impl EmbeddedStore {
                         }
                     }
                 }
-                Ok((msgs, claims))
+                // Done-markers outlive their outbox entry only after a crash between the two
+                // removals; an hour later no drain can still need them.
+                let mut markers = Vec::new();
+                let table = snapshot.open_table(XFER_DONE).map_err(se)?;
+                for e in table.iter().map_err(se)? {
+                    let (k, v) = e.map_err(se)?;
+                    if v.value() < now - secs(3600) {
+                        markers.push(k.value().to_string());
+                    }
+                }
+                Ok((msgs, claims, markers))
             })
             .await
             .map_err(se)??;
-            if msgs.is_empty() && claims.is_empty() {
+            if msgs.is_empty() && claims.is_empty() && markers.is_empty() {
                 continue;
             }
             let clock = self.clock.clone();
@@ -298,6 +493,10 @@ impl EmbeddedStore {
                             bt.remove(key).map_err(se)?;
                             count += 1;
                         }
+                    }
+                    let mut done = txn.open_table(XFER_DONE).map_err(se)?;
+                    for id in &markers {
+                        done.remove(id.as_str()).map_err(se)?;
                     }
                     let mut ct = txn.open_table(CLAIMS).map_err(se)?;
                     for (p, n, c) in &claims {
@@ -489,30 +688,9 @@ impl MessageStore for EmbeddedStore {
         self.shard(q)
             .write(move |txn| {
                 let now = clock.now();
-                let key = (p.as_str(), n.as_str());
-                let mut queues = txn.open_table(QUEUES).map_err(se)?;
-                if queues.get(key).map_err(se)?.is_none() {
-                    let rec = QueueRecord {
-                        created: now,
-                        version: 1,
-                        metadata: "{}".into(),
-                    };
-                    queues.insert(key, encode(&rec)?.as_slice()).map_err(se)?;
-                }
-                let mut counters = txn.open_table(COUNTERS).map_err(se)?;
-                let last = counters
-                    .get(key)
-                    .map_err(se)?
-                    .map(|g| g.value())
-                    .unwrap_or(0);
-                let mut mt = txn.open_table(MSGS).map_err(se)?;
-                let mut bt = txn.open_table(BODIES).map_err(se)?;
-                let mut ids = Vec::with_capacity(messages.len());
-                for (i, m) in messages.into_iter().enumerate() {
-                    let marker = last + 1 + i as u64;
-                    let suffix: u64 = rand::random();
+                let items = messages.into_iter().map(|m| {
                     let rec = MsgRecord {
-                        suffix,
+                        suffix: 0,
                         ttl: m.ttl,
                         created: now,
                         expires: now + secs(m.ttl),
@@ -521,14 +699,12 @@ impl MessageStore for EmbeddedStore {
                         claim_count: 0,
                         delay_expires: now + secs(m.delay),
                         checksum: m.checksum,
+                        encrypted: m.encrypted,
+                        moved_from: None,
                     };
-                    let mkey = (p.as_str(), n.as_str(), marker);
-                    mt.insert(mkey, encode(&rec)?.as_slice()).map_err(se)?;
-                    bt.insert(mkey, m.body.get().as_bytes()).map_err(se)?;
-                    ids.push(message_id(marker, suffix));
-                }
-                counters.insert(key, last + ids.len() as u64).map_err(se)?;
-                Ok(ids)
+                    (rec, m.body.get().as_bytes().to_vec())
+                });
+                append_in(txn, &p, &n, now, items)
             })
             .await
     }
@@ -751,6 +927,77 @@ impl MessageStore for EmbeddedStore {
         Ok(stats)
     }
 
+    async fn redrive_messages(
+        &self,
+        q: QueueRef<'_>,
+        target: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<RedriveOutcome> {
+        let (p, n) = (q.project.to_string(), q.name.to_string());
+        let target = target.map(str::to_string);
+        let clock = self.clock.clone();
+        let shard = self.shard_index(q);
+        let outcome = self.shards[shard]
+            .write(move |txn| {
+                let now = clock.now();
+                let limit = limit.unwrap_or(usize::MAX);
+                let mut picked = Vec::new();
+                let mut skipped = 0;
+                {
+                    let mt = txn.open_table(MSGS).map_err(se)?;
+                    for e in mt
+                        .range((p.as_str(), n.as_str(), 0u64)..=(p.as_str(), n.as_str(), u64::MAX))
+                        .map_err(se)?
+                    {
+                        if picked.len() >= limit {
+                            break;
+                        }
+                        let (k, v) = e.map_err(se)?;
+                        let rec: MsgRecord = decode(v.value())?;
+                        if rec.expires <= now || rec.active_claim(now).is_some() {
+                            continue;
+                        }
+                        match target.clone().or_else(|| rec.moved_from.clone()) {
+                            Some(dest) if dest != n => picked.push((k.value().2, rec, dest)),
+                            _ => skipped += 1,
+                        }
+                    }
+                }
+                let moved = picked.len() as u64;
+                let mut by_target: std::collections::BTreeMap<String, Vec<MovedMessage>> =
+                    Default::default();
+                for (marker, mut rec, dest) in picked {
+                    rec.claim = None;
+                    rec.claim_count = 0;
+                    rec.moved_from = None;
+                    by_target
+                        .entry(dest)
+                        .or_default()
+                        .push(take_for_move(txn, &p, &n, marker, rec)?);
+                }
+                let targets: Vec<String> = by_target.keys().cloned().collect();
+                let transfers = by_target
+                    .into_iter()
+                    .map(|(target, messages)| OutboxRecord {
+                        project: p.clone(),
+                        target,
+                        messages,
+                    })
+                    .collect();
+                queue_transfers(txn, transfers)?;
+                Ok(RedriveOutcome {
+                    moved,
+                    skipped,
+                    targets,
+                })
+            })
+            .await?;
+        if outcome.moved > 0 {
+            self.drain_outbox_logged(shard).await;
+        }
+        Ok(outcome)
+    }
+
     async fn purge_messages(&self, q: QueueRef<'_>) -> Result<()> {
         let (p, n) = (q.project.to_string(), q.name.to_string());
         self.shard(q).write(move |txn| purge_in(txn, &p, &n)).await
@@ -762,33 +1009,66 @@ impl ClaimStore for EmbeddedStore {
     async fn create_claim(&self, q: QueueRef<'_>, params: ClaimParams) -> Result<Option<Claim>> {
         let (p, n) = (q.project.to_string(), q.name.to_string());
         let clock = self.clock.clone();
-        self.shard(q)
+        let shard = self.shard_index(q);
+        let (claim, moved) = self.shards[shard]
             .write(move |txn| {
                 let now = clock.now();
-                let mut mt = txn.open_table(MSGS).map_err(se)?;
                 let mut picked = Vec::new();
-                for e in mt
-                    .range((p.as_str(), n.as_str(), 0u64)..=(p.as_str(), n.as_str(), u64::MAX))
-                    .map_err(se)?
                 {
-                    if picked.len() >= params.limit {
-                        break;
-                    }
-                    let (k, v) = e.map_err(se)?;
-                    let rec: MsgRecord = decode(v.value())?;
-                    if rec.expires <= now
-                        || rec.active_claim(now).is_some()
-                        || rec.delay_expires > now
+                    let mt = txn.open_table(MSGS).map_err(se)?;
+                    for e in mt
+                        .range((p.as_str(), n.as_str(), 0u64)..=(p.as_str(), n.as_str(), u64::MAX))
+                        .map_err(se)?
                     {
-                        continue;
+                        if picked.len() >= params.limit {
+                            break;
+                        }
+                        let (k, v) = e.map_err(se)?;
+                        let rec: MsgRecord = decode(v.value())?;
+                        if rec.expires <= now
+                            || rec.active_claim(now).is_some()
+                            || rec.delay_expires > now
+                        {
+                            continue;
+                        }
+                        picked.push((k.value().2, rec));
                     }
-                    picked.push((k.value().2, rec));
+                }
+                // Dead-lettering: messages already claimed the maximum number of times move.
+                let mut moved = Vec::new();
+                if let Some(dl) = &params.dead_letter {
+                    let (exhausted, keep): (Vec<_>, Vec<_>) = picked
+                        .into_iter()
+                        .partition(|(_, rec)| rec.claim_count >= dl.max_claim_count);
+                    picked = keep;
+                    for (marker, mut rec) in exhausted {
+                        rec.claim = None;
+                        rec.claim_count = 0;
+                        rec.moved_from = Some(n.clone());
+                        if let Some(ttl) = dl.ttl {
+                            rec.ttl = ttl;
+                            rec.expires = now + secs(ttl);
+                        }
+                        moved.push(take_for_move(txn, &p, &n, marker, rec)?);
+                    }
+                }
+                let any_moved = !moved.is_empty();
+                if let (Some(dl), true) = (&params.dead_letter, any_moved) {
+                    queue_transfers(
+                        txn,
+                        vec![OutboxRecord {
+                            project: p.clone(),
+                            target: dl.queue.clone(),
+                            messages: moved,
+                        }],
+                    )?;
                 }
                 if picked.is_empty() {
-                    return Ok(None);
+                    return Ok((None, any_moved));
                 }
                 let cid = uuid::Uuid::new_v4().simple().to_string();
                 let expires = now + secs(params.ttl);
+                let mut mt = txn.open_table(MSGS).map_err(se)?;
                 let bt = txn.open_table(BODIES).map_err(se)?;
                 let mut messages = Vec::with_capacity(picked.len());
                 let mut markers = Vec::with_capacity(picked.len());
@@ -816,15 +1096,20 @@ impl ClaimStore for EmbeddedStore {
                         encode(&rec)?.as_slice(),
                     )
                     .map_err(se)?;
-                Ok(Some(Claim {
+                let claim = Claim {
                     id: cid,
                     ttl: params.ttl,
                     updated: now,
                     expires,
                     messages,
-                }))
+                };
+                Ok((Some(claim), any_moved))
             })
-            .await
+            .await?;
+        if moved {
+            self.drain_outbox_logged(shard).await;
+        }
+        Ok(claim)
     }
 
     async fn get_claim(&self, q: QueueRef<'_>, claim_id: &str) -> Result<Option<Claim>> {

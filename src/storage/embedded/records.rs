@@ -6,6 +6,8 @@
 //! - `messages` (project, queue, marker)  → [`MsgRecord`] (small, rewritten by claims)
 //! - `bodies`   (project, queue, marker)  → the message body as JSON text (written once)
 //! - `claims`   (project, queue, claim)   → [`ClaimRecord`]
+//! - `outbox`   transfer id               → [`OutboxRecord`] (moves to another queue, pending)
+//! - `transfers_done` transfer id         → time applied (idempotence of replayed moves)
 //!
 //! Records are postcard-encoded behind a one-byte format version.
 
@@ -23,6 +25,11 @@ pub(crate) const MSGS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefiniti
 pub(crate) const BODIES: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("bodies");
 pub(crate) const CLAIMS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("claims");
+/// Messages on their way to another queue (dead-lettering, redrive), keyed by transfer id.
+pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+/// Transfers already applied in this shard (transfer id → when), so a replayed transfer is not
+/// applied twice.
+pub(crate) const XFER_DONE: TableDefinition<&str, i64> = TableDefinition::new("transfers_done");
 
 const FORMAT: u8 = 1;
 
@@ -47,6 +54,8 @@ pub(crate) struct MsgRecord {
     pub claim_count: u32,
     pub delay_expires: Millis,
     pub checksum: Option<String>,
+    pub encrypted: bool,
+    pub moved_from: Option<String>,
 }
 
 impl MsgRecord {
@@ -64,6 +73,21 @@ pub(crate) struct ClaimRecord {
     pub updated: Millis,
     pub expires: Millis,
     pub markers: Vec<u64>,
+}
+
+/// A message leaving its queue: everything but its position, which the target assigns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MovedMessage {
+    pub rec: MsgRecord,
+    pub body: Vec<u8>,
+}
+
+/// A pending move of messages into `target` (same project).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OutboxRecord {
+    pub project: String,
+    pub target: String,
+    pub messages: Vec<MovedMessage>,
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {

@@ -50,6 +50,7 @@ impl App {
         let service = Arc::new(
             Service::new(config.limits.clone(), store.clone(), clock).with_options(options),
         );
+        store.attach_hub(service.hub().clone());
         Ok(App {
             config,
             service,

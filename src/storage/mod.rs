@@ -145,6 +145,12 @@ pub trait DataStore: QueueStore + MessageStore + ClaimStore {
     /// Whether the backend answers.
     async fn ping(&self) -> Result<()>;
 
+    /// Relays long-polling wake-ups between API nodes sharing this backend. The service signals
+    /// its own node's waiters after each write; a driver whose backend is shared (Redis,
+    /// PostgreSQL) also publishes those writes and calls `hub.notify(project, queue)` for
+    /// writes made through other nodes. Drivers of a single process ignore it.
+    fn attach_hub(&self, _hub: std::sync::Arc<crate::service::waiters::Hub>) {}
+
     /// Finishes pending writes and releases the backend. Later calls fail with `Unavailable`.
     async fn shutdown(&self);
 }

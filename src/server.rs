@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::http::{router, AppState};
 use crate::service::crypto::Encryptor;
 use crate::service::{Service, ServiceOptions};
-use crate::storage::embedded::EmbeddedStore;
 use crate::storage::DataStore;
 
 /// A running server's parts, built from configuration.
@@ -30,7 +29,7 @@ pub struct App {
 
 impl App {
     /// Opens the configured store and builds the service.
-    pub fn build(config: Config, clock: SharedClock) -> Result<App> {
+    pub async fn build(config: Config, clock: SharedClock) -> Result<App> {
         let enc = &config.encryption;
         let encryptor = Encryptor::from_config(
             enc.passphrase.as_ref().map(|s| s.0.as_str()),
@@ -39,9 +38,7 @@ impl App {
         )
         .map_err(Error::Invalid)?
         .map(Arc::new);
-        let store = EmbeddedStore::open(&config.embedded, clock.clone())?;
-        store.start_gc(Duration::from_secs(config.embedded.gc_interval_secs));
-        let store: Arc<dyn DataStore> = store;
+        let store = crate::storage::open(&config, clock.clone()).await?;
         let options = ServiceOptions {
             encryptor,
             checksum: config.enable_checksum,

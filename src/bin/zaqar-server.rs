@@ -135,7 +135,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let app = App::build(config, Arc::new(SystemClock))?;
+        let app = App::build(config, Arc::new(SystemClock)).await?;
         let listener = app.bind().await?;
         tracing::info!(
             addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),

@@ -191,6 +191,23 @@ pub struct EncryptionConfig {
     pub current_key: Option<String>,
 }
 
+/// Settings of the WebSocket transport (`[drivers:transport:websocket]`).
+#[derive(Debug, Clone)]
+pub struct WebSocketConfig {
+    pub bind: String,
+    pub port: u16,
+    pub max_connections: usize,
+    pub max_message_size: usize,
+    pub max_frame_size: usize,
+    pub max_requests_in_flight: usize,
+    pub send_buffer_size: usize,
+    pub send_timeout_secs: u64,
+    /// 0: no keep-alive pings.
+    pub ping_interval_secs: u64,
+    /// 0: no idle timeout.
+    pub idle_timeout_secs: u64,
+}
+
 /// Settings of the embedded store (`[drivers:message_store:embedded]`).
 #[derive(Debug, Clone)]
 pub struct EmbeddedStoreConfig {
@@ -213,6 +230,10 @@ pub struct Config {
     pub max_wait: i64,
     pub encryption: EncryptionConfig,
     pub message_store: String,
+    /// `[drivers:message_store:redis] uri`.
+    pub redis_uri: Secret,
+    /// `[drivers:message_store:postgresql] uri`.
+    pub postgresql_uri: Secret,
     pub management_store: String,
     pub transport: String,
     pub bind: String,
@@ -221,6 +242,7 @@ pub struct Config {
     pub max_header_bytes: usize,
     pub header_read_timeout_secs: u64,
     pub shutdown_timeout_secs: u64,
+    pub websocket: WebSocketConfig,
     pub limits: Limits,
     pub embedded: EmbeddedStoreConfig,
     pub message_pipeline: Vec<String>,
@@ -401,15 +423,20 @@ impl Config {
             "json" => LogFormat::Json,
             _ => LogFormat::Text,
         };
-        let message_store = r.choice("drivers", "message_store", &["embedded"])?;
+        let message_store = r.choice(
+            "drivers",
+            "message_store",
+            &["embedded", "redis", "postgresql"],
+        )?;
         let management_store = r.choice(
             "drivers",
             "management_store",
             &["embedded", "sqlalchemy", "mongodb", "redis"],
         )?;
-        let transport = r.choice("drivers", "transport", &["wsgi"])?;
+        let transport = r.choice("drivers", "transport", &["wsgi", "websocket"])?;
 
         const W: &str = "drivers:transport:wsgi";
+        const WS: &str = "drivers:transport:websocket";
         const E: &str = "drivers:message_store:embedded";
         let config = Config {
             admin_mode: r.bool(D, "admin_mode")?,
@@ -430,6 +457,8 @@ impl Config {
                 }
             },
             message_store,
+            redis_uri: Secret(r.string("drivers:message_store:redis", "uri")),
+            postgresql_uri: Secret(r.string("drivers:message_store:postgresql", "uri")),
             management_store,
             transport,
             bind: r.string(W, "bind"),
@@ -438,6 +467,18 @@ impl Config {
             max_header_bytes: r.int(W, "max_header_bytes", 1024, 1 << 20)? as usize,
             header_read_timeout_secs: r.int(W, "header_read_timeout", 1, 3600)? as u64,
             shutdown_timeout_secs: r.int(W, "shutdown_timeout", 0, 3600)? as u64,
+            websocket: WebSocketConfig {
+                bind: r.string(WS, "bind"),
+                port: r.int(WS, "port", 0, 65535)? as u16,
+                max_connections: r.int(WS, "max_connections", 1, 1_000_000)? as usize,
+                max_message_size: r.int(WS, "max_message_size", 1024, 1 << 30)? as usize,
+                max_frame_size: r.int(WS, "max_frame_size", 1024, 1 << 30)? as usize,
+                max_requests_in_flight: r.int(WS, "max_requests_in_flight", 1, 10_000)? as usize,
+                send_buffer_size: r.int(WS, "send_buffer_size", 1024, 1 << 30)? as usize,
+                send_timeout_secs: r.int(WS, "send_timeout", 1, 3600)? as u64,
+                ping_interval_secs: r.int(WS, "ping_interval", 0, 86_400)? as u64,
+                idle_timeout_secs: r.int(WS, "idle_timeout", 0, 86_400)? as u64,
+            },
             limits,
             embedded: EmbeddedStoreConfig {
                 path: PathBuf::from(r.string(E, "path")),
@@ -447,6 +488,17 @@ impl Config {
             },
             message_pipeline: r.list("storage", "message_pipeline"),
         };
+        let ws = &config.websocket;
+        if ws.ping_interval_secs > 0
+            && ws.idle_timeout_secs > 0
+            && ws.idle_timeout_secs <= ws.ping_interval_secs
+        {
+            return Err(ConfigError(
+                "option [drivers:transport:websocket] idle_timeout must be longer than \
+                 ping_interval (or 0), or live clients would be disconnected between pings"
+                    .into(),
+            ));
+        }
         if config.pooling {
             return Err(ConfigError(
                 "option [DEFAULT] pooling: pools are not supported by this server yet; \
@@ -541,6 +593,28 @@ mod tests {
             vec!["http", "https", "mailto", "trust+http", "trust+https"]
         );
         assert!(!c.admin_mode);
+    }
+
+    #[test]
+    fn websocket_section() {
+        let c = Config::defaults();
+        assert_eq!(c.websocket.bind, "127.0.0.1");
+        assert_eq!(c.websocket.port, 9000);
+        assert!(c.websocket.idle_timeout_secs > c.websocket.ping_interval_secs);
+        let (c, w) = load(
+            "[drivers]\ntransport = websocket\n[drivers:transport:websocket]\nbind = 0.0.0.0\n\
+             port = 9100\nexternal-port = 9101\nmax_connections = 5\nping_interval = 0\n",
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.transport, "websocket");
+        assert_eq!(c.websocket.bind, "0.0.0.0");
+        assert_eq!(c.websocket.port, 9100);
+        assert_eq!(c.websocket.max_connections, 5);
+        assert_eq!(c.websocket.ping_interval_secs, 0);
+        let e = load("[drivers:transport:websocket]\nping_interval = 60\nidle_timeout = 30\n")
+            .unwrap_err();
+        assert!(e.0.contains("idle_timeout"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,8 @@ const fn opt(
 
 use OptKind::*;
 
+const WS: &str = "drivers:transport:websocket";
+
 pub static OPTIONS: &[OptSpec] = &[
     // [DEFAULT]
     opt(
@@ -90,14 +92,15 @@ pub static OPTIONS: &[OptSpec] = &[
         "transport",
         Choice,
         "wsgi",
-        "Transport: wsgi (HTTP).",
+        "Transport: wsgi (HTTP) or websocket. Both listeners run either way; accepted for \
+         compatibility with Zaqar, where a process runs one of them.",
     ),
     opt(
         "drivers",
         "message_store",
         Choice,
         "embedded",
-        "Message store driver: embedded.",
+        "Message store driver: embedded, redis or postgresql.",
     ),
     opt(
         "drivers",
@@ -148,6 +151,107 @@ pub static OPTIONS: &[OptSpec] = &[
         Int,
         "30",
         "Seconds to let in-flight requests finish on shutdown.",
+    ),
+    // [drivers:message_store:redis]
+    opt("drivers:message_store:redis", "uri", Str, "redis://127.0.0.1:6379", "Redis URI: redis://host:port[/db], redis://h1:26379,h2:26379?master=NAME (Sentinel), redis+cluster://h1:7000,h2:7001 (Cluster). Secret."),
+    // [drivers:message_store:postgresql]
+    opt("drivers:message_store:postgresql", "uri", Str, "postgresql://127.0.0.1:5432/zaqar", "PostgreSQL URI of the message store. Secret."),
+    // [drivers:transport:websocket]
+    opt(
+        WS,
+        "bind",
+        Str,
+        "127.0.0.1",
+        "Address the WebSocket API listens on.",
+    ),
+    opt(
+        WS,
+        "port",
+        Int,
+        "9000",
+        "Port of the WebSocket API (0 picks a free port).",
+    ),
+    opt(
+        WS,
+        "external-port",
+        Accepted,
+        "",
+        "Accepted for compatibility (the port advertised in Zaqar's handshake).",
+    ),
+    opt(
+        WS,
+        "notification-bind",
+        Accepted,
+        "",
+        "Accepted for compatibility (Zaqar's internal notification listener).",
+    ),
+    opt(
+        WS,
+        "notification-port",
+        Accepted,
+        "",
+        "Accepted for compatibility (Zaqar's internal notification listener).",
+    ),
+    opt(
+        WS,
+        "max_connections",
+        Int,
+        "10000",
+        "Most simultaneous WebSocket connections; further handshakes are refused with 503.",
+    ),
+    opt(
+        WS,
+        "max_message_size",
+        Int,
+        "1048576",
+        "Largest WebSocket message (fragments reassembled), in bytes; a larger one closes the \
+         connection with code 1009.",
+    ),
+    opt(
+        WS,
+        "max_frame_size",
+        Int,
+        "1048576",
+        "Largest single WebSocket frame payload, in bytes; a larger one closes the connection \
+         with code 1009.",
+    ),
+    opt(
+        WS,
+        "max_requests_in_flight",
+        Int,
+        "32",
+        "Requests of one connection processed concurrently; while they are all busy the \
+         connection is not read.",
+    ),
+    opt(
+        WS,
+        "send_buffer_size",
+        Int,
+        "4194304",
+        "Bytes of responses queued for one connection; a client that does not read its \
+         responses and lets more pile up is disconnected.",
+    ),
+    opt(
+        WS,
+        "send_timeout",
+        Int,
+        "30",
+        "Seconds writing one frame may take; a client that reads slower is disconnected.",
+    ),
+    opt(
+        WS,
+        "ping_interval",
+        Int,
+        "30",
+        "Seconds between keep-alive pings the server sends (0: no pings).",
+    ),
+    opt(
+        WS,
+        "idle_timeout",
+        Int,
+        "120",
+        "Seconds without any frame from the client (pongs included) after which the connection \
+         is closed (0: never).",
     ),
     // [drivers:message_store:embedded]
     opt(

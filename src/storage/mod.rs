@@ -11,6 +11,27 @@
 
 pub mod embedded;
 
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+
+/// Opens the message store named by `[drivers] message_store`.
+pub async fn open(config: &Config, clock: SharedClock) -> Result<Arc<dyn DataStore>> {
+    match config.message_store.as_str() {
+        "embedded" => {
+            let store = embedded::EmbeddedStore::open(&config.embedded, clock)?;
+            store.start_gc(std::time::Duration::from_secs(
+                config.embedded.gc_interval_secs,
+            ));
+            Ok(store)
+        }
+        other => Err(Error::Unavailable(format!(
+            "[drivers] message_store = {other} is not available in this build"
+        ))),
+    }
+}
+
 use async_trait::async_trait;
 
 use crate::clock::Millis;

@@ -50,7 +50,9 @@ impl TestServer {
         }
         let (config, _) = Config::from_raw(&raw, true).expect("valid test config");
         let clock = ManualClock::default();
-        let app = App::build(config, Arc::new(clock.clone())).expect("app");
+        let app = App::build(config, Arc::new(clock.clone()))
+            .await
+            .expect("app");
         let listener = app.bind().await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

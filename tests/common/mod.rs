@@ -17,6 +17,8 @@ pub struct TestServer {
     pub base: String,
     pub clock: ManualClock,
     pub http: reqwest::Client,
+    /// The running service (for tests that look behind the API, e.g. long-poll waiters).
+    pub service: Arc<zaqar::service::Service>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -54,6 +56,7 @@ impl TestServer {
             .await
             .expect("app");
         let listener = app.bind().await.expect("bind");
+        let service = app.service.clone();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -67,10 +70,16 @@ impl TestServer {
             base: format!("http://{addr}"),
             clock,
             http: reqwest::Client::new(),
+            service,
             stop: Some(tx),
             handle: Some(handle),
             _dir: dir,
         }
+    }
+
+    /// The data directory of the embedded store.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {

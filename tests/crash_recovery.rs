@@ -34,12 +34,17 @@ impl Drop for Server {
     }
 }
 
+async fn start(dir: &std::path::Path, port: u16) -> Server {
+    start_with(dir, port, &[]).await
+}
+
 // The child is reaped by `Server::drop`, which clippy cannot see through the struct.
 #[allow(clippy::zombie_processes)]
-async fn start(dir: &std::path::Path, port: u16) -> Server {
+async fn start_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_zaqar-server"))
         .args(["--port", &port.to_string(), "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("ZAQAR_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -234,4 +239,68 @@ async fn acknowledged_messages_survive_kill_9() {
             "an acknowledged delete came back: {id}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_and_delayed_messages_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = [
+        "--set",
+        "transport.message_encryption_key=crash-test-passphrase",
+    ];
+    let http = reqwest::Client::new();
+    let server = start_with(dir.path(), free_port(), &key).await;
+    let base = server.base.clone();
+    for (q, meta) in [
+        ("enc", json!({"_enable_encrypt_messages": true})),
+        ("late", json!({"_default_message_delay": 600})),
+    ] {
+        let r = req(&http, reqwest::Method::PUT, format!("{base}/v2/queues/{q}"))
+            .json(&meta)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let mut ids = Vec::new();
+    for q in ["enc", "late"] {
+        let r = req(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v2/queues/{q}/messages"),
+        )
+        .json(&json!({"messages": [{"body": {"secret": q, "n": [1, 2, 3]}, "ttl": 3600}]}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        let href = v["resources"][0].as_str().unwrap().to_string();
+        ids.push((q, href));
+    }
+    drop(server); // kill -9
+    let server = start_with(dir.path(), free_port(), &key).await;
+    for (q, href) in &ids {
+        let r = req(
+            &http,
+            reqwest::Method::GET,
+            format!("{}{href}", server.base),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200, "{q}");
+        let m: Value = r.json().await.unwrap();
+        assert_eq!(m["body"], json!({"secret": q, "n": [1, 2, 3]}), "{q}");
+    }
+    // The delayed message is still delayed after the restart.
+    let r = req(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v2/queues/late/claims", server.base),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
 }

@@ -183,6 +183,33 @@ fn append_in(
     Ok(ids)
 }
 
+/// Up to `limit` of the oldest messages of a queue that are unexpired, unclaimed and not
+/// delayed (what claims and pops take), with their markers.
+fn select_free(
+    msgs: &impl ReadableTable<(&'static str, &'static str, u64), &'static [u8]>,
+    p: &str,
+    n: &str,
+    now: Millis,
+    limit: usize,
+) -> Result<Vec<(u64, MsgRecord)>> {
+    let mut picked = Vec::new();
+    if limit == 0 {
+        return Ok(picked);
+    }
+    for e in msgs.range((p, n, 0u64)..=(p, n, u64::MAX)).map_err(se)? {
+        let (k, v) = e.map_err(se)?;
+        let rec: MsgRecord = decode(v.value())?;
+        if rec.expires <= now || rec.active_claim(now).is_some() || rec.delay_expires > now {
+            continue;
+        }
+        picked.push((k.value().2, rec));
+        if picked.len() >= limit {
+            break;
+        }
+    }
+    Ok(picked)
+}
+
 /// Takes a message out of its queue into a transfer, inside `txn`.
 fn take_for_move(
     txn: &WriteTransaction,
@@ -822,24 +849,7 @@ impl MessageStore for EmbeddedStore {
             .write(move |txn| {
                 let now = clock.now();
                 let mut mt = txn.open_table(MSGS).map_err(se)?;
-                let mut picked = Vec::new();
-                for e in mt
-                    .range((p.as_str(), n.as_str(), 0u64)..=(p.as_str(), n.as_str(), u64::MAX))
-                    .map_err(se)?
-                {
-                    if picked.len() >= limit {
-                        break;
-                    }
-                    let (k, v) = e.map_err(se)?;
-                    let rec: MsgRecord = decode(v.value())?;
-                    if rec.expires <= now
-                        || rec.active_claim(now).is_some()
-                        || rec.delay_expires > now
-                    {
-                        continue;
-                    }
-                    picked.push((k.value().2, rec));
-                }
+                let picked = select_free(&mt, &p, &n, now, limit)?;
                 let mut bt = txn.open_table(BODIES).map_err(se)?;
                 let mut out = Vec::with_capacity(picked.len());
                 for (marker, rec) in picked {
@@ -1013,27 +1023,10 @@ impl ClaimStore for EmbeddedStore {
         let (claim, moved) = self.shards[shard]
             .write(move |txn| {
                 let now = clock.now();
-                let mut picked = Vec::new();
-                {
+                let mut picked = {
                     let mt = txn.open_table(MSGS).map_err(se)?;
-                    for e in mt
-                        .range((p.as_str(), n.as_str(), 0u64)..=(p.as_str(), n.as_str(), u64::MAX))
-                        .map_err(se)?
-                    {
-                        if picked.len() >= params.limit {
-                            break;
-                        }
-                        let (k, v) = e.map_err(se)?;
-                        let rec: MsgRecord = decode(v.value())?;
-                        if rec.expires <= now
-                            || rec.active_claim(now).is_some()
-                            || rec.delay_expires > now
-                        {
-                            continue;
-                        }
-                        picked.push((k.value().2, rec));
-                    }
-                }
+                    select_free(&mt, &p, &n, now, params.limit)?
+                };
                 // Dead-lettering: messages already claimed the maximum number of times move.
                 let mut moved = Vec::new();
                 if let Some(dl) = &params.dead_letter {

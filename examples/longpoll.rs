@@ -43,7 +43,7 @@ async fn main() {
     let mut tasks = Vec::with_capacity(waiters);
     for i in 0..waiters {
         let http = http.clone();
-        let url = format!("{url}/v2/queues/lp-{run}-{}/messages?wait=30", i % queues);
+        let url = format!("{url}/v2/queues/lp-{run}-{}/messages?wait=20", i % queues);
         let posted = posted.clone();
         tasks.push(tokio::spawn(async move {
             let resp = http

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Interop test: drives zaqar-server through the official Python client (python-zaqarclient).
+# Interop test: drives zaqar-server through the official Python client (python-zaqarclient),
+# then its WebSocket transport through PyPI websocket-client and zaqarclient's WebSocket
+# transport (scripts/interop_ws.py).
 #
 #   bash scripts/interop.sh
 #
@@ -19,6 +21,8 @@ VENV="${ZAQAR_VENV:-$REPO/.venv-interop}"
 PYTHON="${PYTHON:-python3}"
 CLIENT_PKG="python-zaqarclient"
 CLIENT_VERSION="4.7.0"
+WS_CLIENT_PKG="websocket-client"
+WS_CLIENT_VERSION="1.9.2"
 STARTUP_TIMEOUT=20
 
 log() { printf 'interop: %s\n' "$*" >&2; }
@@ -48,6 +52,25 @@ else
         "$CLIENT_PKG==$CLIENT_VERSION"
     if ! venv_ok; then
         log "FAIL: $CLIENT_PKG $CLIENT_VERSION is not importable from $VENV"
+        exit 1
+    fi
+fi
+
+# websocket-client (and msgpack, which the venv normally has already) for interop_ws.py
+ws_deps_ok() {
+    "$VENV/bin/python" - "$WS_CLIENT_VERSION" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+assert version("websocket-client") == sys.argv[1]
+import websocket, msgpack  # noqa: F401
+EOF
+}
+if ! ws_deps_ok; then
+    log "installing $WS_CLIENT_PKG==$WS_CLIENT_VERSION and msgpack into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "$WS_CLIENT_PKG==$WS_CLIENT_VERSION" msgpack
+    if ! ws_deps_ok; then
+        log "FAIL: $WS_CLIENT_PKG $WS_CLIENT_VERSION or msgpack is not importable from $VENV"
         exit 1
     fi
 fi
@@ -98,17 +121,23 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-PORT="$("$PYTHON" -c 'import socket
+free_port() {
+    "$PYTHON" -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
-s.close()')"
+s.close()'
+}
+PORT="$(free_port)"
+WS_PORT="$(free_port)"
 URL="http://127.0.0.1:$PORT"
+WS_URL="ws://127.0.0.1:$WS_PORT/"
 
 log "starting $SERVER_BIN on $URL (data dir $DATA_DIR)"
 # request completion lines are logged at debug level: keep them, so a failure shows the last requests
 NO_COLOR=1 ZAQAR_LOG="${ZAQAR_LOG:-info,zaqar=debug}" \
-    "$SERVER_BIN" --bind 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
+    "$SERVER_BIN" --bind 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" \
+    --set "drivers:transport:websocket.port=$WS_PORT" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
 if ! "$PYTHON" - "$URL" "$SERVER_PID" "$STARTUP_TIMEOUT" <<'EOF'
@@ -139,6 +168,12 @@ log "server is up (pid $SERVER_PID)"
 set +e
 "$VENV/bin/python" "$REPO/scripts/interop_zaqarclient.py" "$URL"
 STATUS=$?
+if [[ "$STATUS" -eq 0 || -n "${ZAQAR_INTEROP_KEEP_GOING:-}" ]]; then
+    log "WebSocket transport ($WS_URL): websocket-client and zaqarclient's WebsocketTransport"
+    "$VENV/bin/python" "$REPO/scripts/interop_ws.py" "$WS_URL" "$URL"
+    WS_STATUS=$?
+    if [[ "$WS_STATUS" -ne 0 ]]; then STATUS=$WS_STATUS; fi
+fi
 set -e
 
 if [[ "$STATUS" -eq 0 ]]; then

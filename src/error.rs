@@ -29,6 +29,15 @@ pub enum Error {
     /// Single-message delete refused with 403 (`Unable to delete`).
     #[error("{0}")]
     DeleteForbidden(String),
+    /// Authentication failed or is missing (401); `www_authenticate` names the identity service.
+    #[error("{description}")]
+    Unauthorized {
+        description: String,
+        www_authenticate: Option<String>,
+    },
+    /// The credentials do not allow this (403 with a specific description).
+    #[error("{0}")]
+    Forbidden(String),
     /// Policy refused the action (403, `Not authorized`).
     #[error("You are not authorized to complete this action.")]
     NotAuthorized,
@@ -42,6 +51,12 @@ pub enum Error {
     /// PATCH with the wrong content type (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A rate limit was hit (429); retry after the given seconds.
+    #[error("{description}")]
+    TooManyRequests {
+        description: String,
+        retry_after_secs: u64,
+    },
     /// The storage backend failed or is unreachable (503).
     #[error("{0}")]
     Unavailable(String),
@@ -89,11 +104,13 @@ impl Error {
             | Error::InvalidParam { .. }
             | Error::BadRequest { .. }
             | Error::DeleteBadRequest(_) => 400,
-            Error::DeleteForbidden(_) | Error::NotAuthorized => 403,
+            Error::Unauthorized { .. } => 401,
+            Error::DeleteForbidden(_) | Error::NotAuthorized | Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::NotAcceptable => 406,
             Error::Conflict(_) => 409,
             Error::UnsupportedMediaType(_) => 415,
+            Error::TooManyRequests { .. } => 429,
             Error::Internal(_) => 500,
             Error::Unavailable(_) => 503,
         }
@@ -107,11 +124,13 @@ impl Error {
             Error::InvalidParam { .. } => "Invalid parameter",
             Error::BadRequest { title, .. } => return title.clone(),
             Error::DeleteBadRequest(_) | Error::DeleteForbidden(_) => "Unable to delete",
-            Error::NotAuthorized => "Not authorized",
+            Error::NotAuthorized | Error::Forbidden(_) => "Not authorized",
+            Error::Unauthorized { .. } => "Unauthorized",
             Error::NotFound(_) => "Not found",
             Error::Conflict(_) => "Resource conflict",
             Error::NotAcceptable => "Invalid Accept Header",
             Error::UnsupportedMediaType(_) => "415 Unsupported Media Type",
+            Error::TooManyRequests { .. } => "Too many requests",
             Error::Unavailable(_) => "Service temporarily unavailable",
             Error::Internal(_) => "Internal server error",
         })

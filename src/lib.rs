@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the code map and the invariants.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -10,3 +11,4 @@ pub mod model;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod ws;

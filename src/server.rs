@@ -1,5 +1,5 @@
-//! Assembles the service (store, service layer, HTTP router) and serves it with bounded
-//! connections and graceful shutdown.
+//! Assembles the service (store, service layer, HTTP router, WebSocket transport) and serves
+//! both listeners with bounded connections and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -19,12 +18,40 @@ use crate::http::{router, AppState};
 use crate::service::crypto::Encryptor;
 use crate::service::{Service, ServiceOptions};
 use crate::storage::DataStore;
+use crate::ws::WebSocketServer;
+
+/// The Keystone client when `auth_strategy = keystone`.
+fn keystone(
+    config: &Config,
+    clock: SharedClock,
+) -> Result<Option<Arc<crate::auth::keystone::Keystone>>> {
+    if config.auth_strategy != "keystone" {
+        return Ok(None);
+    }
+    let k = &config.keystone;
+    let cfg = crate::auth::keystone::KeystoneConfig {
+        www_authenticate_uri: k.www_authenticate_uri.clone(),
+        auth_url: k.auth_url.clone(),
+        username: k.username.clone(),
+        password: k.password.clone(),
+        project_name: k.project_name.clone(),
+        user_domain_name: k.user_domain_name.clone(),
+        project_domain_name: k.project_domain_name.clone(),
+        token_cache_time: k.token_cache_time,
+        http_timeout: k.http_timeout,
+        cache_size: k.cache_size,
+    };
+    crate::auth::keystone::Keystone::new(cfg, clock)
+        .map(|k| Some(Arc::new(k)))
+        .map_err(Error::Invalid)
+}
 
 /// A running server's parts, built from configuration.
 pub struct App {
     pub config: Config,
     pub service: Arc<Service>,
     pub store: Arc<dyn DataStore>,
+    websocket: WebSocketServer,
 }
 
 impl App {
@@ -43,23 +70,47 @@ impl App {
             encryptor,
             checksum: config.enable_checksum,
             max_wait: config.max_wait,
+            signing_key: config
+                .signed_url_key
+                .as_ref()
+                .map(|k| k.0.as_bytes().to_vec()),
+            keystone: keystone(&config, clock.clone())?,
+            policy: crate::auth::policy::Policy::load(config.policy_file.as_deref())
+                .map_err(Error::Invalid)?,
+            quotas: Arc::new(
+                crate::service::quota::Quotas::new(
+                    crate::service::quota::Limits {
+                        max_queues: config.quotas.max_queues_per_project,
+                        requests_per_second: config.quotas.requests_per_second as f64,
+                        burst: config.quotas.burst as f64,
+                    },
+                    config.quotas.overrides_file.as_deref(),
+                )
+                .map_err(Error::Invalid)?,
+            ),
         };
         let service = Arc::new(
             Service::new(config.limits.clone(), store.clone(), clock).with_options(options),
         );
         store.attach_hub(service.hub().clone());
+        let http = router(Arc::new(AppState::new(service.clone(), &config)));
+        let websocket = WebSocketServer::new(service.clone(), &config, http);
         Ok(App {
             config,
             service,
             store,
+            websocket,
         })
     }
 
+    /// The router of the HTTP listener: the v2 HTTP API, plus WebSocket upgrades on any path.
     pub fn router(&self) -> axum::Router {
-        router(Arc::new(AppState {
-            service: self.service.clone(),
-            admin_mode: self.config.admin_mode,
-        }))
+        let http = router(Arc::new(AppState::new(self.service.clone(), &self.config)));
+        self.websocket.accept_upgrades_on(http)
+    }
+
+    pub fn websocket(&self) -> &WebSocketServer {
+        &self.websocket
     }
 
     /// Binds the HTTP listener from configuration.
@@ -70,40 +121,97 @@ impl App {
             .map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e}")))
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
-    /// (up to the configured timeout) and flushes the store.
+    /// Binds the WebSocket listener from configuration (`[drivers:transport:websocket]`).
+    pub async fn bind_websocket(&self) -> Result<TcpListener> {
+        let ws = &self.config.websocket;
+        let addr = format!("{}:{}", ws.bind, ws.port);
+        TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot listen on {addr} (WebSocket): {e}")))
+    }
+
+    /// Binds the WebSocket listener, then serves both (see [`App::serve_both`]). When the
+    /// WebSocket address is entirely at its defaults and cannot be bound (typically a second
+    /// server on the host holding port 9000), HTTP is served alone and an error is logged;
+    /// when the operator chose the transport or its address, that failure is fatal.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
-        let app = self.router();
-        serve_connections(listener, app, &self.config, shutdown).await;
+        match self.bind_websocket().await {
+            Ok(websocket) => self.serve_both(listener, Some(websocket), shutdown).await,
+            Err(e) if !self.config.websocket.required => {
+                tracing::error!(
+                    error = %e,
+                    "WebSocket transport disabled: its default address is not available; \
+                     set [drivers:transport:websocket] port to run it"
+                );
+                self.serve_both(listener, None, shutdown).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Serves HTTP on `http` and WebSocket on `websocket` (WebSocket upgrades are accepted on
+    /// the HTTP port as well) until `shutdown` resolves. Then both
+    /// stop accepting, in-flight HTTP requests finish, WebSocket connections answer what they
+    /// are processing and are closed with 1001 (all up to the configured timeout), and the
+    /// store is flushed.
+    pub async fn serve_both(
+        self,
+        http: TcpListener,
+        websocket: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let http_conns =
+            serve_connections("HTTP", http, self.router(), &self.config, stopped.clone());
+        let ws_conns = async {
+            if let Some(listener) = websocket {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(addr = %addr, "WebSocket transport listening");
+                }
+                let router = self.websocket.router();
+                serve_connections("WebSocket", listener, router, &self.config, stopped.clone())
+                    .await;
+            }
+        };
+        let timeout = Duration::from_secs(self.config.shutdown_timeout_secs);
+        let signal = async {
+            shutdown.await;
+            let _ = stop.send(true);
+            self.websocket.shutdown(timeout).await;
+        };
+        tokio::join!(http_conns, ws_conns, signal);
         self.store.shutdown().await;
         tracing::info!("store closed; bye");
         Ok(())
     }
 }
 
+/// Accepts HTTP/1.1 connections (upgrades allowed) until `stop` turns true; then stops
+/// accepting, asks open connections to finish, and waits for them up to the shutdown timeout.
+/// Upgraded (WebSocket) connections leave this loop's accounting once upgraded.
 async fn serve_connections(
+    listener_name: &'static str,
     listener: TcpListener,
     app: axum::Router,
     config: &Config,
-    shutdown: impl Future<Output = ()>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
+    let max = config.max_connections;
+    let limit = Arc::new(Semaphore::new(max));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs))
         .max_buf_size(config.max_header_bytes.max(8192))
         .keep_alive(true);
-    tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = &mut shutdown => break,
+            _ = stopped(&mut stop) => break,
         };
         let (stream, peer): (_, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
@@ -115,28 +223,50 @@ async fn serve_connections(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            _ = stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
-    tracing::info!("no longer accepting connections; finishing in-flight requests");
+    tracing::info!(
+        listener = listener_name,
+        "no longer accepting connections; finishing in-flight requests"
+    );
     let timeout = Duration::from_secs(config.shutdown_timeout_secs);
-    if tokio::time::timeout(timeout, graceful.shutdown())
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(timeout, limit.acquire_many(all))
         .await
         .is_err()
     {
-        tracing::warn!("shutdown timeout reached with requests still in flight");
+        tracing::warn!(
+            listener = listener_name,
+            "shutdown timeout reached with requests still in flight"
+        );
     }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

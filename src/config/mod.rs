@@ -173,6 +173,41 @@ impl Default for Limits {
     }
 }
 
+/// `[keystone_authtoken]` options (keystonemiddleware's names).
+#[derive(Debug, Clone)]
+pub struct KeystoneSettings {
+    pub www_authenticate_uri: String,
+    pub auth_url: String,
+    pub username: String,
+    pub password: Secret,
+    pub project_name: String,
+    pub user_domain_name: String,
+    pub project_domain_name: String,
+    pub token_cache_time: u64,
+    pub http_timeout: u64,
+    pub cache_size: usize,
+}
+
+/// `[quotas]` options (0 = unlimited).
+#[derive(Debug, Clone, Default)]
+pub struct QuotaConfig {
+    pub max_queues_per_project: u64,
+    pub requests_per_second: u64,
+    pub burst: u64,
+    pub overrides_file: Option<PathBuf>,
+}
+
+/// `[cors]` options (oslo.middleware's names).
+#[derive(Debug, Clone, Default)]
+pub struct CorsConfig {
+    pub allowed_origin: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: u64,
+    pub expose_headers: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+}
+
 /// A secret value: never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -206,6 +241,33 @@ pub struct WebSocketConfig {
     pub ping_interval_secs: u64,
     /// 0: no idle timeout.
     pub idle_timeout_secs: u64,
+    /// Whether failing to listen is fatal: the operator chose this transport (`[drivers]
+    /// transport = websocket`) or its address. With everything at its defaults, a busy port
+    /// 9000 (e.g. a second server on the host) only disables the WebSocket listener.
+    pub required: bool,
+}
+
+/// Settings of the Redis store (`[drivers:message_store:redis]`; the URI is
+/// [`Config::redis_uri`]).
+#[derive(Debug, Clone)]
+pub struct RedisStoreConfig {
+    pub key_prefix: String,
+    pub connect_timeout_ms: u64,
+    pub operation_timeout_ms: u64,
+    pub gc_interval_secs: u64,
+}
+
+/// Settings of the PostgreSQL store (`[drivers:message_store:postgresql]`; the URI is
+/// [`Config::postgresql_uri`]).
+#[derive(Debug, Clone)]
+pub struct PostgresStoreConfig {
+    /// Schema of the tables; empty: the connection's search_path.
+    pub schema: String,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    /// 0: no limit.
+    pub statement_timeout_secs: u64,
+    pub gc_interval_secs: u64,
 }
 
 /// Settings of the embedded store (`[drivers:message_store:embedded]`).
@@ -222,18 +284,36 @@ pub struct Config {
     pub admin_mode: bool,
     pub pooling: bool,
     pub unreliable: bool,
+    /// `""` (no authentication) or `"keystone"`.
     pub auth_strategy: String,
+    /// `[keystone_authtoken]`, used when `auth_strategy = keystone`.
+    pub keystone: KeystoneSettings,
+    /// `[oslo_policy] policy_file`.
+    pub policy_file: Option<PathBuf>,
     pub enable_checksum: bool,
     pub debug: bool,
     pub log_format: LogFormat,
     /// Longest long-polling wait in seconds (0 disables long polling).
     pub max_wait: i64,
     pub encryption: EncryptionConfig,
+    /// `[signed_url] secret_key`.
+    pub signed_url_key: Option<Secret>,
+    /// `[quotas]`.
+    pub quotas: QuotaConfig,
+    /// `[cors]`.
+    pub cors: CorsConfig,
     pub message_store: String,
     /// `[drivers:message_store:redis] uri`.
     pub redis_uri: Secret,
+    /// `[drivers:message_store:redis]` options other than the URI.
+    pub redis: RedisStoreConfig,
     /// `[drivers:message_store:postgresql] uri`.
     pub postgresql_uri: Secret,
+    /// `[drivers:message_store:postgresql]` options other than the URI.
+    pub postgresql: PostgresStoreConfig,
+    /// `[drivers:management_store:sqlalchemy] uri` (the management store is not implemented
+    /// yet).
+    pub management_sqlalchemy_uri: Secret,
     pub management_store: String,
     pub transport: String,
     pub bind: String,
@@ -407,18 +487,37 @@ impl Config {
         }
 
         const D: &str = "DEFAULT";
-        let auth_strategy = r.string(D, "auth_strategy").trim().to_string();
-        if !auth_strategy.is_empty() {
-            let origin = r.raw(D, "auth_strategy").1;
-            return Err(Resolver::err(
-                D,
-                "auth_strategy",
-                &auth_strategy,
-                &origin,
-                "this server does not implement Keystone authentication yet; \
-                 refusing to start without the authentication you asked for",
-            ));
-        }
+        let auth_strategy = match r.string(D, "auth_strategy").trim() {
+            "" | "noauth" => String::new(),
+            "keystone" => "keystone".to_string(),
+            other => {
+                let origin = r.raw(D, "auth_strategy").1;
+                return Err(Resolver::err(
+                    D,
+                    "auth_strategy",
+                    other,
+                    &origin,
+                    "must be empty (no authentication) or keystone",
+                ));
+            }
+        };
+        const K: &str = "keystone_authtoken";
+        let keystone_settings = KeystoneSettings {
+            www_authenticate_uri: r.string(K, "www_authenticate_uri"),
+            auth_url: r.string(K, "auth_url"),
+            username: r.string(K, "username"),
+            password: Secret(r.string(K, "password")),
+            project_name: r.string(K, "project_name"),
+            user_domain_name: r.string(K, "user_domain_name"),
+            project_domain_name: r.string(K, "project_domain_name"),
+            token_cache_time: r.int(K, "token_cache_time", 0, 86_400)? as u64,
+            http_timeout: r.int(K, "http_connect_timeout", 1, 600)? as u64,
+            cache_size: r.int(K, "token_cache_size", 1, 10_000_000)? as usize,
+        };
+        r.choice(K, "auth_type", &["password"])?;
+        let policy_file = Some(r.string("oslo_policy", "policy_file"))
+            .filter(|p| !p.trim().is_empty())
+            .map(PathBuf::from);
         let log_format = match r.choice(D, "log_format", &["text", "json"])?.as_str() {
             "json" => LogFormat::Json,
             _ => LogFormat::Text,
@@ -438,15 +537,40 @@ impl Config {
         const W: &str = "drivers:transport:wsgi";
         const WS: &str = "drivers:transport:websocket";
         const E: &str = "drivers:message_store:embedded";
+        let ws_required = transport == "websocket"
+            || r.raw(WS, "port").1 != Origin::Default
+            || r.raw(WS, "bind").1 != Origin::Default;
         let config = Config {
             admin_mode: r.bool(D, "admin_mode")?,
             pooling: r.bool(D, "pooling")?,
             unreliable: r.bool(D, "unreliable")?,
             auth_strategy,
+            keystone: keystone_settings,
+            policy_file,
             enable_checksum: r.bool(D, "enable_checksum")?,
             debug: r.bool(D, "debug")?,
             log_format,
             max_wait: r.int(T, "max_wait", 0, 3600)?,
+            quotas: QuotaConfig {
+                max_queues_per_project: r.int("quotas", "max_queues_per_project", 0, i64::MAX)?
+                    as u64,
+                requests_per_second: r.int("quotas", "requests_per_second", 0, 10_000_000)? as u64,
+                burst: r.int("quotas", "burst", 0, 100_000_000)? as u64,
+                overrides_file: Some(r.string("quotas", "overrides_file"))
+                    .filter(|p| !p.trim().is_empty())
+                    .map(PathBuf::from),
+            },
+            cors: CorsConfig {
+                allowed_origin: r.list("cors", "allowed_origin"),
+                allow_credentials: r.bool("cors", "allow_credentials")?,
+                max_age: r.int("cors", "max_age", 0, 86_400 * 365)? as u64,
+                expose_headers: r.list("cors", "expose_headers"),
+                allow_methods: r.list("cors", "allow_methods"),
+                allow_headers: r.list("cors", "allow_headers"),
+            },
+            signed_url_key: Some(r.string("signed_url", "secret_key"))
+                .filter(|k| !k.is_empty())
+                .map(Secret),
             encryption: {
                 r.choice(T, "message_encryption_algorithms", &["aes256"])?;
                 let non_empty = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
@@ -458,7 +582,37 @@ impl Config {
             },
             message_store,
             redis_uri: Secret(r.string("drivers:message_store:redis", "uri")),
+            redis: RedisStoreConfig {
+                key_prefix: r.string("drivers:message_store:redis", "key_prefix"),
+                connect_timeout_ms: r.int(
+                    "drivers:message_store:redis",
+                    "connect_timeout_ms",
+                    1,
+                    600_000,
+                )? as u64,
+                operation_timeout_ms: r.int(
+                    "drivers:message_store:redis",
+                    "operation_timeout_ms",
+                    1,
+                    3_600_000,
+                )? as u64,
+                gc_interval_secs: r.int("drivers:message_store:redis", "gc_interval", 1, 86_400)?
+                    as u64,
+            },
             postgresql_uri: Secret(r.string("drivers:message_store:postgresql", "uri")),
+            postgresql: {
+                const P: &str = "drivers:message_store:postgresql";
+                PostgresStoreConfig {
+                    schema: r.string(P, "schema").trim().to_string(),
+                    max_connections: r.int(P, "max_connections", 1, 10_000)? as u32,
+                    acquire_timeout_secs: r.int(P, "acquire_timeout", 1, 3600)? as u64,
+                    statement_timeout_secs: r.int(P, "statement_timeout", 0, 86_400)? as u64,
+                    gc_interval_secs: r.int(P, "gc_interval", 1, 86_400)? as u64,
+                }
+            },
+            management_sqlalchemy_uri: Secret(
+                r.string("drivers:management_store:sqlalchemy", "uri"),
+            ),
             management_store,
             transport,
             bind: r.string(W, "bind"),
@@ -478,6 +632,7 @@ impl Config {
                 send_timeout_secs: r.int(WS, "send_timeout", 1, 3600)? as u64,
                 ping_interval_secs: r.int(WS, "ping_interval", 0, 86_400)? as u64,
                 idle_timeout_secs: r.int(WS, "idle_timeout", 0, 86_400)? as u64,
+                required: ws_required,
             },
             limits,
             embedded: EmbeddedStoreConfig {
@@ -608,6 +763,8 @@ mod tests {
         .unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.transport, "websocket");
+        assert!(c.websocket.required);
+        assert!(!Config::defaults().websocket.required);
         assert_eq!(c.websocket.bind, "0.0.0.0");
         assert_eq!(c.websocket.port, 9100);
         assert_eq!(c.websocket.max_connections, 5);
@@ -647,7 +804,7 @@ mod tests {
     #[test]
     fn unknown_options_warn_or_fail_in_strict_mode() {
         let (_, w) =
-            load("[keystone_authtoken]\nauth_url = http://x\n[transport]\nbogus = 1\n").unwrap();
+            load("[oslo_messaging_rabbit]\nrabbit_host = x\n[transport]\nbogus = 1\n").unwrap();
         assert_eq!(w.len(), 2);
         assert!(w.iter().any(|w| w.0.contains("[transport] bogus")));
         let mut raw = RawConfig::default();
@@ -682,8 +839,13 @@ mod tests {
     }
 
     #[test]
-    fn keystone_is_refused_rather_than_silently_ignored() {
-        let e = load("[DEFAULT]\nauth_strategy = keystone\n").unwrap_err();
+    fn auth_strategy_values() {
+        let (c, _) = load("[DEFAULT]\nauth_strategy = keystone\n[keystone_authtoken]\nauth_url = http://k:5000/v3\npassword = pw\n").unwrap();
+        assert_eq!(c.auth_strategy, "keystone");
+        assert_eq!(c.keystone.auth_url, "http://k:5000/v3");
+        assert_eq!(format!("{:?}", c.keystone.password), "<redacted>");
+        assert_eq!(c.keystone.token_cache_time, 300);
+        let e = load("[DEFAULT]\nauth_strategy = basic\n").unwrap_err();
         assert!(e.0.contains("auth_strategy"));
     }
 

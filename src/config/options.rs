@@ -68,7 +68,7 @@ pub static OPTIONS: &[OptSpec] = &[
         "auth_strategy",
         Str,
         "",
-        "\"\" for no authentication (X-Project-ID is trusted).",
+        "\"\" for no authentication (X-Project-ID and X-Roles are trusted) or keystone.",
     ),
     opt("DEFAULT", "enable_checksum", Bool, "false", "Store and return an MD5 checksum of each message body (Python-compatible)."),
     opt("DEFAULT", "debug", Bool, "false", "Log at debug level."),
@@ -154,8 +154,85 @@ pub static OPTIONS: &[OptSpec] = &[
     ),
     // [drivers:message_store:redis]
     opt("drivers:message_store:redis", "uri", Str, "redis://127.0.0.1:6379", "Redis URI: redis://host:port[/db], redis://h1:26379,h2:26379?master=NAME (Sentinel), redis+cluster://h1:7000,h2:7001 (Cluster). Secret."),
+    opt(
+        "drivers:message_store:redis",
+        "key_prefix",
+        Str,
+        "zaqar",
+        "Prefix of every Redis key of this service, so several deployments (or test runs) can \
+         share one Redis.",
+    ),
+    opt(
+        "drivers:message_store:redis",
+        "connect_timeout_ms",
+        Int,
+        "2000",
+        "Milliseconds one attempt to connect to Redis may take.",
+    ),
+    opt(
+        "drivers:message_store:redis",
+        "operation_timeout_ms",
+        Int,
+        "5000",
+        "Milliseconds one storage operation may wait for Redis before failing with 503.",
+    ),
+    opt(
+        "drivers:message_store:redis",
+        "gc_interval",
+        Int,
+        "10",
+        "Seconds between sweeps that reclaim expired messages and claims and finish \
+         interrupted message moves.",
+    ),
     // [drivers:message_store:postgresql]
     opt("drivers:message_store:postgresql", "uri", Str, "postgresql://127.0.0.1:5432/zaqar", "PostgreSQL URI of the message store. Secret."),
+    opt(
+        "drivers:message_store:postgresql",
+        "schema",
+        Str,
+        "zaqar",
+        "Schema holding the store's tables (created if missing; a-z, 0-9, _). Empty: the \
+         connection's search_path, e.g. from ?options=-csearch_path%3DNAME in the URI.",
+    ),
+    opt(
+        "drivers:message_store:postgresql",
+        "max_connections",
+        Int,
+        "20",
+        "Size of the connection pool of each API node (two more connections carry long-poll \
+         wake-ups between nodes).",
+    ),
+    opt(
+        "drivers:message_store:postgresql",
+        "acquire_timeout",
+        Int,
+        "5",
+        "Seconds an operation may wait for a pool connection (connecting included) before \
+         failing with 503.",
+    ),
+    opt(
+        "drivers:message_store:postgresql",
+        "statement_timeout",
+        Int,
+        "30",
+        "Seconds one SQL statement may run (PostgreSQL statement_timeout; 0: no limit).",
+    ),
+    opt(
+        "drivers:message_store:postgresql",
+        "gc_interval",
+        Int,
+        "10",
+        "Seconds between sweeps that delete expired messages and claims.",
+    ),
+    // [drivers:management_store:sqlalchemy]
+    opt(
+        "drivers:management_store:sqlalchemy",
+        "uri",
+        Str,
+        "",
+        "Database of the management store (pools, flavors, catalog) as Zaqar names it, e.g. \
+         postgresql://...; used with pooling, which is not supported yet. Secret.",
+    ),
     // [drivers:transport:websocket]
     opt(
         WS,
@@ -228,15 +305,16 @@ pub static OPTIONS: &[OptSpec] = &[
         "send_buffer_size",
         Int,
         "4194304",
-        "Bytes of responses queued for one connection; a client that does not read its \
-         responses and lets more pile up is disconnected.",
+        "Most bytes of responses written to one connection in one batch (then flushed). A \
+         connection holds at most one batch plus one response per request in flight.",
     ),
     opt(
         WS,
         "send_timeout",
         Int,
         "30",
-        "Seconds writing one frame may take; a client that reads slower is disconnected.",
+        "Seconds a write to a connection may take; a client that does not read its responses \
+         for that long is disconnected.",
     ),
     opt(
         WS,
@@ -440,6 +518,34 @@ pub static OPTIONS: &[OptSpec] = &[
     opt("transport", "max_wait", Int, "20", "Longest long-polling wait (seconds) a request may ask for with ?wait= (0 disables it)."),
     opt("transport", "message_encryption_algorithms", Choice, "AES256", "Encryption of _enable_encrypt_messages queues: AES256 (AES-256-GCM)."),
     opt("transport", "message_encryption_key", Str, "", "Passphrase whose SHA-256 is an encryption key (the reference default \"AES256\" is refused). Secret."),
+    // [keystone_authtoken]
+    opt("keystone_authtoken", "www_authenticate_uri", Str, "", "Keystone URL advertised in WWW-Authenticate on 401 (default: auth_url)."),
+    opt("keystone_authtoken", "auth_url", Str, "", "Keystone URL used to log in and validate tokens (e.g. http://127.0.0.1:5000/v3)."),
+    opt("keystone_authtoken", "auth_type", Choice, "password", "How the service logs in to Keystone: password."),
+    opt("keystone_authtoken", "username", Str, "", "Service user name."),
+    opt("keystone_authtoken", "password", Str, "", "Service user password. Secret."),
+    opt("keystone_authtoken", "project_name", Str, "", "Project the service user logs in to."),
+    opt("keystone_authtoken", "user_domain_name", Str, "Default", "Domain of the service user."),
+    opt("keystone_authtoken", "project_domain_name", Str, "Default", "Domain of the service project."),
+    opt("keystone_authtoken", "token_cache_time", Int, "300", "Seconds a validated token is cached (never beyond its expiry)."),
+    opt("keystone_authtoken", "token_cache_size", Int, "10000", "Most validated tokens cached."),
+    opt("keystone_authtoken", "http_connect_timeout", Int, "5", "Seconds allowed for each call to Keystone."),
+    // [oslo_policy]
+    opt("oslo_policy", "policy_file", Str, "", "JSON or YAML file overriding policy rules (see docs/security.md)."),
+    // [quotas]
+    opt("quotas", "max_queues_per_project", Int, "0", "Most queues a project may have (0: unlimited); beyond it, 403."),
+    opt("quotas", "requests_per_second", Int, "0", "Requests per second allowed to each project (0: unlimited); beyond it, 429 with Retry-After."),
+    opt("quotas", "burst", Int, "0", "Requests a project may make at once before the rate applies (0: twice the rate)."),
+    opt("quotas", "overrides_file", Str, "", "JSON file of per-project limits: {\"<project>\": {\"max_queues\": N, \"requests_per_second\": R, \"burst\": B}}."),
+    // [cors]
+    opt("cors", "allowed_origin", List, "", "Origins allowed to call the API from browsers (empty: CORS off)."),
+    opt("cors", "allow_credentials", Bool, "true", "Whether browsers may send credentials."),
+    opt("cors", "max_age", Int, "3600", "Seconds browsers may cache a preflight answer."),
+    opt("cors", "expose_headers", List, "X-Auth-Token,X-Subject-Token,X-Service-Token,X-OpenStack-Request-ID", "Response headers exposed to scripts."),
+    opt("cors", "allow_methods", List, "GET,PUT,POST,DELETE,PATCH,HEAD", "Methods allowed in cross-origin requests."),
+    opt("cors", "allow_headers", List, "X-Auth-Token,X-Identity-Status,X-Roles,X-Service-Catalog,X-User-Id,X-Tenant-Id,X-OpenStack-Request-ID,X-Trace-Info,X-Trace-HMAC,Client-id", "Request headers allowed in cross-origin requests."),
+    // [signed_url]
+    opt("signed_url", "secret_key", Str, "", "HMAC key of pre-signed URLs (POST .../share); unset disables sharing. Secret."),
     // [encryption]
     opt("encryption", "key_file", Str, "", "File of encryption keys, one `id = <64 hex digits or base64 of 32 bytes>` per line."),
     opt("encryption", "current_key", Str, "", "Id of the key new messages are encrypted with (required when several keys are configured)."),

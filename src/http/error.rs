@@ -24,6 +24,22 @@ impl IntoResponse for Error {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         }
         let mut resp = (status, super::wire::json_body(&body)).into_response();
+        if let Error::Unauthorized {
+            www_authenticate: Some(v),
+            ..
+        } = &self
+        {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let Error::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if matches!(self, Error::UnsupportedMediaType(_)) {
             resp.headers_mut()
                 .insert("accept-patch", HeaderValue::from_static(PATCH_MEDIA_TYPE));

@@ -237,10 +237,7 @@ pub async fn ping_head() -> Response {
     no_content()
 }
 
-pub async fn health(State(s): St, Extension(id): Id) -> Result<Response> {
-    if !id.is_admin() {
-        return Err(Error::NotAuthorized);
-    }
+pub async fn health(State(s): St) -> Result<Response> {
     let reachable = s.service.ping().await;
     if !reachable {
         return Err(Error::unavailable("Health status could not be read."));
@@ -422,6 +419,24 @@ pub async fn purge_queue(
     let body = small_body(body).await?;
     s.service.purge_queue(id.ctx(), &queue, &body).await?;
     Ok(no_content())
+}
+
+pub async fn share_queue(
+    State(s): St,
+    Extension(id): Id,
+    Path(queue): Path<String>,
+    body: Body,
+) -> Result<Response> {
+    let body = small_body(body).await?;
+    let share = s.service.share(id.ctx(), &queue, &body).await?;
+    let doc = json!({
+        "project": share.project,
+        "paths": share.paths,
+        "methods": share.methods,
+        "expires": share.expires,
+        "signature": share.signature,
+    });
+    Ok(json_body(&doc).into_response())
 }
 
 // ----- messages -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use tracing::Instrument;
 
+use crate::auth::keystone::TokenInfo;
 use crate::error::Error;
 use crate::service::{validate, Service};
 
@@ -29,6 +30,48 @@ pub use error::PATCH_MEDIA_TYPE;
 pub struct AppState {
     pub service: Arc<Service>,
     pub admin_mode: bool,
+    pub cors: crate::config::CorsConfig,
+}
+
+impl AppState {
+    pub fn new(service: Arc<Service>, config: &crate::config::Config) -> AppState {
+        AppState {
+            service,
+            admin_mode: config.admin_mode,
+            cors: config.cors.clone(),
+        }
+    }
+}
+
+/// The CORS layer of `[cors]` (spec §2.10), or `None` when no origin is allowed. It wraps the
+/// routes outside authentication, so preflight requests need no credentials.
+fn cors_layer(c: &crate::config::CorsConfig) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if c.allowed_origin.is_empty() {
+        return None;
+    }
+    let parse = |items: &[String]| -> Vec<axum::http::HeaderName> {
+        items.iter().filter_map(|h| h.parse().ok()).collect()
+    };
+    let origins: Vec<HeaderValue> = c
+        .allowed_origin
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    let methods: Vec<Method> = c
+        .allow_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods(methods)
+            .allow_headers(parse(&c.allow_headers))
+            .expose_headers(parse(&c.expose_headers))
+            .allow_credentials(c.allow_credentials)
+            .max_age(std::time::Duration::from_secs(c.max_age)),
+    )
 }
 
 /// The identity of a request, established by [`guard`] before any handler runs.
@@ -72,6 +115,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v2/queues/{queue}/stats", get(queue_stats))
         .route("/v2/queues/{queue}/purge", post(purge_queue))
+        .route("/v2/queues/{queue}/share", post(share_queue))
         .route("/v2/queues/{queue}/x-redrive", post(redrive))
         .route(
             "/v2/queues/{queue}/messages",
@@ -95,12 +139,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     let root = Router::new()
         .route("/", get(versions))
         .route_layer(middleware::from_fn(root_guard));
-    Router::new()
+    let cors = cors_layer(&state.cors);
+    let app = Router::new()
         .merge(root)
         .merge(v2)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(request_context))
+        .method_not_allowed_fallback(method_not_allowed);
+    let app = match cors {
+        Some(c) => app.layer(c),
+        None => app,
+    };
+    app.layer(middleware::from_fn(request_context))
         .with_state(state)
 }
 
@@ -196,31 +245,133 @@ fn check_media(headers: &HeaderMap) -> Result<(), Error> {
     Ok(())
 }
 
-/// The per-route checks of spec §2.1, in order: urlencoded body, Accept, Client-ID, project.
-/// (Signature verification and policy slot in around these.)
+/// Authentication, then the per-route checks of spec §2.1 in order: signature, urlencoded body,
+/// Accept, Client-ID, project. With Keystone, the token is validated first (401/503) unless the
+/// request is pre-signed; the project and roles then come from the token, and an `X-Project-ID`
+/// that contradicts it is refused. Without Keystone, `X-Project-ID` and `X-Roles` are trusted,
+/// except on pre-signed requests, which carry no roles.
 fn check_request(
     state: &AppState,
     method: &Method,
+    path: &str,
     headers: &HeaderMap,
+    token: Option<TokenInfo>,
 ) -> Result<Identity, Error> {
-    let _ = method;
+    let signed = is_signed(headers);
+    check_signature(state, method, path, headers)?;
     check_media(headers)?;
     let limits = state.service.limits();
     let client_id = validate::client_id(header_str(headers, "client-id"), limits)?;
-    let project = validate::project_id(header_str(headers, "x-project-id"))?.to_string();
-    let roles = header_str(headers, "x-roles")
-        .map(|r| {
-            r.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let (project, roles) = match token {
+        Some(t) => {
+            if let Some(claimed) = header_str(headers, "x-project-id").filter(|p| !p.is_empty()) {
+                if claimed != t.project_id {
+                    return Err(Error::Forbidden(
+                        "X-Project-ID does not match the project of the token.".into(),
+                    ));
+                }
+            }
+            (
+                validate::project_id(Some(&t.project_id))?.to_string(),
+                t.roles,
+            )
+        }
+        None => {
+            let project = validate::project_id(header_str(headers, "x-project-id"))?.to_string();
+            let roles = if signed {
+                Vec::new()
+            } else {
+                header_str(headers, "x-roles")
+                    .map(|r| {
+                        r.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            (project, roles)
+        }
+    };
     Ok(Identity {
         project,
         client_id,
         roles,
     })
+}
+
+fn is_signed(headers: &HeaderMap) -> bool {
+    header_str(headers, "url-signature").is_some_and(|s| !s.is_empty())
+}
+
+/// The Keystone identity of a request, when Keystone is on and the request is not pre-signed.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<TokenInfo>, Error> {
+    if is_signed(headers) || !state.service.auth_required() {
+        return Ok(None);
+    }
+    let token = header_str(headers, "x-auth-token")
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok(Some(state.service.authenticate(&token).await?))
+}
+
+/// The policy action of a route (spec §2.4 names).
+fn action(route: &str, method: &Method) -> Option<&'static str> {
+    let m = method.as_str();
+    let r = route.trim_start_matches("/v2");
+    Some(match (r, m) {
+        ("/ping", _) => "ping:get",
+        ("/health", _) => "health:get",
+        ("/queues", "GET") => "queues:get_all",
+        ("/queues/{queue}", "PUT") => "queues:create",
+        ("/queues/{queue}", "GET" | "HEAD") => "queues:get",
+        ("/queues/{queue}", "PATCH") => "queues:update",
+        ("/queues/{queue}", "DELETE") => "queues:delete",
+        ("/queues/{queue}/stats", _) => "queues:stats",
+        ("/queues/{queue}/purge", _) => "queues:purge",
+        ("/queues/{queue}/share", _) => "queues:share",
+        ("/queues/{queue}/x-redrive", _) => "queues:redrive",
+        ("/queues/{queue}/messages", "POST") => "messages:create",
+        ("/queues/{queue}/messages", "GET") => "messages:get_all",
+        ("/queues/{queue}/messages", "DELETE") => "messages:delete_all",
+        ("/queues/{queue}/messages/{message_id}", "GET") => "messages:get",
+        ("/queues/{queue}/messages/{message_id}", "DELETE") => "messages:delete",
+        ("/queues/{queue}/claims", _) => "claims:create",
+        ("/queues/{queue}/claims/{claim_id}", "GET") => "claims:get",
+        ("/queues/{queue}/claims/{claim_id}", "PATCH") => "claims:update",
+        ("/queues/{queue}/claims/{claim_id}", "DELETE") => "claims:delete",
+        _ => return None,
+    })
+}
+
+/// Check 1 of spec §2.1: a request carrying `URL-Signature` must be covered by a valid,
+/// unexpired pre-signed grant (else 404, as the reference answers).
+fn check_signature(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), Error> {
+    let Some(signature) = header_str(headers, "url-signature").filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    let list = |name: &str| -> Vec<String> {
+        header_str(headers, name)
+            .unwrap_or("")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let req = crate::service::SignedRequest {
+        signature,
+        expires: header_str(headers, "url-expires").unwrap_or(""),
+        methods: list("url-methods"),
+        paths: list("url-paths"),
+        project: header_str(headers, "x-project-id"),
+    };
+    state.service.verify_signed(&req, method.as_str(), path)
 }
 
 /// `GET /` needs no Client-ID or project, but the media checks still apply.
@@ -261,8 +412,24 @@ async fn guard(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let checked = check_request(&state, req.method(), req.headers())
-        .and_then(|identity| check_path(&params).map(|()| identity));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let token = match authenticate(&state, req.headers()).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let checked = check_request(&state, req.method(), req.uri().path(), req.headers(), token)
+        .and_then(|identity| {
+            check_path(&params)?;
+            if let Some(action) = action(&route, req.method()) {
+                state.service.authorize(action, &identity.roles)?;
+            }
+            state.service.admit(&identity.project)?;
+            Ok(identity)
+        });
     match checked {
         Ok(identity) => {
             tracing::Span::current().record("project", identity.project.as_str());

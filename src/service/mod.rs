@@ -5,6 +5,7 @@
 pub mod checksum;
 pub mod crypto;
 pub mod patch;
+pub mod quota;
 pub mod validate;
 pub mod waiters;
 
@@ -101,6 +102,34 @@ pub struct ServiceOptions {
     pub checksum: bool,
     /// Longest `wait` (seconds) a long-polling request may ask for; 0 disables long polling.
     pub max_wait: i64,
+    /// `[signed_url] secret_key`: the HMAC key of pre-signed URLs (`None`: sharing is off).
+    pub signing_key: Option<Vec<u8>>,
+    /// Token validation when `auth_strategy = keystone`.
+    pub keystone: Option<Arc<crate::auth::keystone::Keystone>>,
+    /// Access rules (defaults of spec §2.4, overridable by a policy file).
+    pub policy: crate::auth::policy::Policy,
+    /// Per-project limits (queues, request rate).
+    pub quotas: Arc<quota::Quotas>,
+}
+
+/// A pre-signed URL grant (`POST .../share`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub project: Option<String>,
+    pub paths: Vec<String>,
+    pub methods: Vec<String>,
+    pub expires: String,
+    pub signature: String,
+}
+
+/// The signature headers of a request (HTTP: comma-separated strings; WebSocket: arrays).
+#[derive(Debug, Clone)]
+pub struct SignedRequest<'a> {
+    pub signature: &'a str,
+    pub expires: &'a str,
+    pub methods: Vec<String>,
+    pub paths: Vec<String>,
+    pub project: Option<&'a str>,
 }
 
 pub struct Service {
@@ -149,6 +178,148 @@ impl Service {
     /// The long-polling hub (drivers shared by several nodes feed it remote events).
     pub fn hub(&self) -> &Arc<waiters::Hub> {
         &self.hub
+    }
+
+    /// Whether requests must carry a Keystone token (or a valid signature).
+    pub fn auth_required(&self) -> bool {
+        self.options.keystone.is_some()
+    }
+
+    /// Validates a Keystone token (401 invalid, 503 Keystone unreachable).
+    pub async fn authenticate(&self, token: &str) -> Result<crate::auth::keystone::TokenInfo> {
+        match &self.options.keystone {
+            Some(k) => k.validate(token).await,
+            None => Err(Error::Internal("authentication is not configured".into())),
+        }
+    }
+
+    /// Takes one request from the project's rate budget (429 when exhausted).
+    pub fn admit(&self, project: &str) -> Result<()> {
+        self.options.quotas.admit(project, self.clock.now())
+    }
+
+    /// Refuses to create a queue beyond the project's queue quota.
+    async fn check_queue_quota(&self, q: QueueRef<'_>) -> Result<()> {
+        if self.options.quotas.limits_queues(q.project) && self.store.get_queue(q).await?.is_none()
+        {
+            let n = self.store.count_queues(q.project).await?;
+            self.options.quotas.check_new_queue(q.project, n)?;
+        }
+        Ok(())
+    }
+
+    /// Enforces the access policy for `action` (e.g. `queues:create`).
+    pub fn authorize(&self, action: &str, roles: &[String]) -> Result<()> {
+        self.options.policy.enforce(action, roles)
+    }
+
+    /// `POST .../share`: signs a grant for the queue's sub-resources (spec §3.3.8).
+    pub async fn share(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<Share> {
+        use crate::auth::signing;
+        let q = ctx.queue(name)?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::body("Request body can not be empty"));
+        }
+        let doc = parse_object(body)?;
+        let unknown: Vec<&str> = doc
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !matches!(*k, "methods" | "paths" | "expires"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::invalid(format!(
+                "Unknown keys: {}",
+                unknown.join(", ")
+            )));
+        }
+        let strings = |key: &str, default: &str| -> Result<Vec<String>> {
+            match doc.get(key) {
+                None => Ok(vec![default.to_string()]),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str().map(str::to_string).ok_or_else(|| {
+                            Error::invalid(format!("{key} must be a list of strings."))
+                        })
+                    })
+                    .collect(),
+                Some(_) => Err(Error::invalid(format!("{key} must be a list of strings."))),
+            }
+        };
+        let methods = strings("methods", "GET")?;
+        let rel_paths = strings("paths", "messages")?;
+        let bad: Vec<&str> = rel_paths
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !signing::SHAREABLE.contains(p))
+            .collect();
+        if !bad.is_empty() {
+            return Err(Error::invalid(format!("Invalid paths: {}", bad.join(", "))));
+        }
+        let now = self.clock.now();
+        let expires = match doc.get("expires") {
+            None => chrono::DateTime::from_timestamp_millis(now + 86_400_000)
+                .ok_or_else(|| Error::Internal("clock out of range".into()))?,
+            Some(Value::String(text)) => signing::parse_expires(text).ok_or_else(|| {
+                Error::invalid(format!(
+                    "Invalid expires value: {text}. It must be an ISO 8601 date-time."
+                ))
+            })?,
+            Some(_) => return Err(Error::invalid("expires must be an ISO 8601 string.")),
+        };
+        if signing::millis(expires) <= now {
+            return Err(Error::invalid("Expiration date must be in the future."));
+        }
+        let key = self.options.signing_key.as_ref().ok_or_else(|| {
+            Error::invalid("Pre-signed URLs are not available: [signed_url] secret_key is not set.")
+        })?;
+        let mut paths: Vec<String> = rel_paths
+            .iter()
+            .map(|p| format!("/v2/queues/{}/{p}", q.name))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let mut methods = methods;
+        methods.sort();
+        let expires = signing::format_expires(expires);
+        let signature = signing::sign(key, &paths, &methods, Some(q.project), &expires);
+        Ok(Share {
+            project: Some(q.project.to_string()),
+            paths,
+            methods,
+            expires,
+            signature,
+        })
+    }
+
+    /// Verifies a pre-signed request for `method` on `path` (spec §1.12, with segment-wise path
+    /// coverage). The error is `NotFound`, as the reference answers over HTTP.
+    pub fn verify_signed(&self, req: &SignedRequest<'_>, method: &str, path: &str) -> Result<()> {
+        use crate::auth::signing;
+        let refuse = || Error::not_found("The requested resource could not be found.");
+        let key = self.options.signing_key.as_ref().ok_or_else(refuse)?;
+        if !req.methods.iter().any(|m| m == method) {
+            return Err(refuse());
+        }
+        if !req.paths.iter().any(|p| signing::path_covers(p, path)) {
+            return Err(refuse());
+        }
+        let expires = signing::parse_expires(req.expires).ok_or_else(refuse)?;
+        if signing::millis(expires) <= self.clock.now() {
+            return Err(refuse());
+        }
+        let formatted = signing::format_expires(expires);
+        if !signing::verify(
+            key,
+            &req.paths,
+            &req.methods,
+            req.project,
+            &formatted,
+            req.signature,
+        ) {
+            return Err(refuse());
+        }
+        Ok(())
     }
 
     /// Validates a `wait` parameter (seconds).
@@ -230,6 +401,14 @@ impl Service {
 
     pub async fn ping(&self) -> bool {
         self.store.ping().await.is_ok()
+    }
+
+    /// The health check: 503 when the storage is unreachable, else the probe's steps.
+    pub async fn health(&self) -> Result<Vec<ProbeStep>> {
+        if !self.ping().await {
+            return Err(Error::unavailable("Health status could not be read."));
+        }
+        Ok(self.health_probe().await)
     }
 
     /// Runs the probe workload of `GET /v2/health` against a throw-away project and queue.
@@ -349,6 +528,25 @@ impl Service {
     // ----- queues -----------------------------------------------------------------------
 
     pub async fn list_queues(&self, ctx: Ctx<'_>, p: QueueListParams) -> Result<QueueListing> {
+        self.list_queues_shown(ctx, p, true).await
+    }
+
+    /// Queue listing with each queue's stored metadata as is, without the reserved defaults
+    /// (the WebSocket `queue_list`).
+    pub async fn list_queues_stored(
+        &self,
+        ctx: Ctx<'_>,
+        p: QueueListParams,
+    ) -> Result<QueueListing> {
+        self.list_queues_shown(ctx, p, false).await
+    }
+
+    async fn list_queues_shown(
+        &self,
+        ctx: Ctx<'_>,
+        p: QueueListParams,
+        with_defaults: bool,
+    ) -> Result<QueueListing> {
         let limit =
             validate::limit(p.limit, 10, self.limits.max_queues_per_page).map_err(|_| {
                 Error::invalid(format!(
@@ -363,9 +561,13 @@ impl Service {
         let queues = infos
             .into_iter()
             .map(|i| {
-                let meta = p
-                    .detailed
-                    .then(|| display_metadata(&i.metadata, &self.limits));
+                let meta = p.detailed.then(|| {
+                    if with_defaults {
+                        display_metadata(&i.metadata, &self.limits)
+                    } else {
+                        i.metadata
+                    }
+                });
                 (i.name, meta)
             })
             .collect();
@@ -399,6 +601,7 @@ impl Service {
         };
         queue_metadata(&metadata, &self.limits)?;
         self.check_encryption_available(&metadata)?;
+        self.check_queue_quota(q).await?;
         self.store.create_queue(q, metadata).await
     }
 
@@ -412,6 +615,13 @@ impl Service {
             .map(|i| i.metadata)
             .unwrap_or_default();
         Ok(display_metadata(&stored, &self.limits))
+    }
+
+    /// The stored metadata, without the reserved defaults (`{}` for a missing queue): the
+    /// WebSocket `queue_get`.
+    pub async fn get_queue_stored(&self, ctx: Ctx<'_>, name: &str) -> Result<Metadata> {
+        let q = ctx.queue(name)?;
+        self.queue_metadata(q).await
     }
 
     /// Whether the queue exists (`HEAD` on a queue).
@@ -461,6 +671,20 @@ impl Service {
     pub async fn queue_stats(&self, ctx: Ctx<'_>, name: &str) -> Result<QueueStats> {
         let q = ctx.queue(name)?;
         self.store.queue_stats(q).await
+    }
+
+    /// Stats, or `None` when the queue does not exist (the WebSocket `queue_get_stats` answers
+    /// 404 then).
+    pub async fn queue_stats_if_exists(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+    ) -> Result<Option<QueueStats>> {
+        let q = ctx.queue(name)?;
+        if self.store.get_queue(q).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.store.queue_stats(q).await?))
     }
 
     /// `POST .../purge`. An absent body purges every resource type.
@@ -620,12 +844,12 @@ impl Service {
                 "Message collection size is too large. Max size {global}"
             )));
         }
-        let meta = self
-            .store
-            .get_queue(q)
-            .await?
-            .map(|i| i.metadata)
-            .unwrap_or_default();
+        let info = self.store.get_queue(q).await?;
+        if info.is_none() && self.options.quotas.limits_queues(q.project) {
+            let n = self.store.count_queues(q.project).await?;
+            self.options.quotas.check_new_queue(q.project, n)?;
+        }
+        let meta = info.map(|i| i.metadata).unwrap_or_default();
         if let Some(queue_max) = meta
             .get("_max_messages_post_size")
             .and_then(Value::as_u64)

@@ -10,6 +10,8 @@
 //!   for the claim rules of single-message deletion, decided by [`decide_single_delete`].
 
 pub mod embedded;
+pub mod postgres;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -23,6 +25,23 @@ pub async fn open(config: &Config, clock: SharedClock) -> Result<Arc<dyn DataSto
             let store = embedded::EmbeddedStore::open(&config.embedded, clock)?;
             store.start_gc(std::time::Duration::from_secs(
                 config.embedded.gc_interval_secs,
+            ));
+            Ok(store)
+        }
+        "redis" => {
+            let store =
+                self::redis::RedisStore::open(&config.redis_uri.0, &config.redis, clock).await?;
+            store.start_gc(std::time::Duration::from_secs(
+                config.redis.gc_interval_secs,
+            ));
+            Ok(store)
+        }
+        "postgresql" => {
+            let store =
+                postgres::PostgresStore::open(&config.postgresql_uri.0, &config.postgresql, clock)
+                    .await?;
+            store.start_gc(std::time::Duration::from_secs(
+                config.postgresql.gc_interval_secs,
             ));
             Ok(store)
         }

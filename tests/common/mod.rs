@@ -2,6 +2,8 @@
 //! manual clock so time-dependent behaviour is tested without sleeping.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -15,6 +17,8 @@ pub const PROJECT: &str = "test-project";
 
 pub struct TestServer {
     pub base: String,
+    /// `ws://127.0.0.1:<port>` of the WebSocket listener.
+    pub ws_base: String,
     pub clock: ManualClock,
     pub http: reqwest::Client,
     /// The running service (for tests that look behind the API, e.g. long-poll waiters).
@@ -34,6 +38,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut raw = RawConfig::default();
         raw.set("drivers:transport:wsgi", "port", "0", Origin::Cli);
+        raw.set("drivers:transport:websocket", "port", "0", Origin::Cli);
         raw.set(
             "drivers:message_store:embedded",
             "path",
@@ -56,11 +61,13 @@ impl TestServer {
             .await
             .expect("app");
         let listener = app.bind().await.expect("bind");
+        let ws_listener = app.bind_websocket().await.expect("bind websocket");
         let service = app.service.clone();
         let addr = listener.local_addr().unwrap();
+        let ws_addr = ws_listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            app.serve(listener, async {
+            app.serve_both(listener, Some(ws_listener), async {
                 let _ = rx.await;
             })
             .await
@@ -68,6 +75,7 @@ impl TestServer {
         });
         TestServer {
             base: format!("http://{addr}"),
+            ws_base: format!("ws://{ws_addr}"),
             clock,
             http: reqwest::Client::new(),
             service,

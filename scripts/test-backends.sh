@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs the backend test suites against real services, failing (not skipping) when a service is
+# missing: ZAQAR_TEST_REQUIRE_BACKENDS=1. Used by CI; runnable by hand.
+#
+# Structure: one function per backend (setup, run, teardown), called from main. To add a
+# backend, write its function and add it to BACKENDS.
+#
+# Environment:
+#   ZAQAR_TEST_REDIS_URL  standalone Redis (default redis://127.0.0.1:6379, the machine's Redis;
+#                         every test uses its own key prefix and deletes it, never FLUSHALL)
+#   ZAQAR_REDIS_CLUSTER_PORT  first port of the throw-away cluster (default 7000)
+#   BACKENDS              space-separated subset to run (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export ZAQAR_TEST_REQUIRE_BACKENDS=1
+CARGO_TEST_FLAGS=${CARGO_TEST_FLAGS:-}
+
+# Commands that undo what the backends started, run on any exit (also on Ctrl-C).
+CLEANUP=()
+cleanup() {
+    local c
+    for c in "${CLEANUP[@]}"; do $c >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+# ---- Redis (standalone + 3-master cluster) -------------------------------------------------
+redis_backend() {
+    export ZAQAR_TEST_REDIS_URL=${ZAQAR_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+    if ! redis-cli -u "$ZAQAR_TEST_REDIS_URL" ping >/dev/null 2>&1; then
+        echo "Redis at $ZAQAR_TEST_REDIS_URL is not answering" >&2
+        return 1
+    fi
+    scripts/redis-cluster.sh start || return 1
+    CLEANUP+=("scripts/redis-cluster.sh stop")
+    ZAQAR_TEST_REDIS_CLUSTER_URL=$(scripts/redis-cluster.sh url)
+    export ZAQAR_TEST_REDIS_CLUSTER_URL
+    local tests=(--test conformance_redis)
+    for f in tests/redis_*.rs; do
+        [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
+    done
+    local rc=0
+    # shellcheck disable=SC2086
+    cargo test $CARGO_TEST_FLAGS "${tests[@]}" || rc=$?
+    scripts/redis-cluster.sh stop || true
+    return $rc
+}
+
+# ---- PostgreSQL ------------------------------------------------------------------------------
+postgres_backend() {
+    bash scripts/test-postgres.sh $CARGO_TEST_FLAGS
+}
+
+# ---- Keystone (real keystone from PyPI, started and stopped here) ----------------------------
+keystone_backend() {
+    export ZAQAR_KEYSTONE_PORT=${ZAQAR_KEYSTONE_PORT:-5055}
+    local env_lines
+    env_lines=$(bash scripts/keystone.sh start) || return 1
+    CLEANUP+=("bash scripts/keystone.sh stop")
+    eval "$env_lines"
+    local rc=0
+    # shellcheck disable=SC2086
+    cargo test $CARGO_TEST_FLAGS --test keystone_auth || rc=$?
+    bash scripts/keystone.sh stop || true
+    return $rc
+}
+
+# ---- main ----------------------------------------------------------------------------------
+ALL_BACKENDS="redis postgres keystone"
+BACKENDS=${BACKENDS:-$ALL_BACKENDS}
+
+status=0
+for b in $BACKENDS; do
+    echo "==== backend: $b"
+    if ! "${b}_backend"; then
+        echo "==== backend $b FAILED" >&2
+        status=1
+    fi
+done
+exit $status

@@ -1,0 +1,326 @@
+//! One WebSocket request: envelope checks, authorization, then exactly one service call per
+//! action and its rendering (spec §4.4). Validation and every rule of the spec stay in the
+//! service; bodies it takes as raw JSON are rebuilt from the WebSocket body's fields.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::auth::{self, Caller};
+use super::protocol::{self, Format, Request};
+use super::{wire, Connection, WsState};
+use crate::error::{Error, Result};
+use crate::service::{validate, BulkDelete, Ctx, MessageListParams, QueueListParams};
+
+/// A status and a response body.
+type Reply = (u16, Value);
+
+/// The response body of a service error: `{"error": <title>, "exception": <description>}`.
+fn error_reply(e: &Error) -> Reply {
+    if e.status() >= 500 {
+        tracing::warn!(status = e.status(), error = %e, "websocket request failed");
+    }
+    (
+        e.status(),
+        json!({"error": e.title(), "exception": e.description()}),
+    )
+}
+
+/// Handles one decoded-or-not frame and returns the complete response document.
+pub(super) async fn respond(
+    state: &WsState,
+    conn: &Connection,
+    format: Format,
+    data: &[u8],
+) -> Value {
+    if format == Format::Json && protocol::json_has_oversized_integer(data) {
+        let e = Error::body("JSON contains integer that is too large.");
+        let (status, body) = error_reply(&e);
+        return protocol::response(protocol::echo(None), status, body);
+    }
+    let payload = match protocol::decode(format, data) {
+        Ok(v) => v,
+        Err(text) => {
+            let (status, body) = protocol::protocol_error(text);
+            return protocol::response(protocol::echo(None), status, body);
+        }
+    };
+    let Value::Object(payload) = payload else {
+        let (status, body) =
+            protocol::protocol_error("Unexpected body type. Expected dict or dict like.");
+        return protocol::response(protocol::echo(None), status, body);
+    };
+    let (authenticate, (status, body)) = match protocol::validate(&payload) {
+        Err(text) => (false, protocol::protocol_error(text)),
+        Ok(req) => (
+            req.action() == "authenticate",
+            handle(state, conn, &req).await,
+        ),
+    };
+    let request = if authenticate {
+        // As the reference answers `authenticate`: the token is not echoed back.
+        protocol::echo(Some(
+            [("action".to_string(), json!("authenticate"))]
+                .into_iter()
+                .collect(),
+        ))
+    } else {
+        protocol::echo(Some(payload))
+    };
+    protocol::response(request, status, body)
+}
+
+async fn handle(state: &WsState, conn: &Connection, req: &Request<'_>) -> Reply {
+    if req.action() == "authenticate" {
+        let current = conn.auth_state();
+        let (next, status, body) = auth::authenticate(&current, req).await;
+        conn.set_auth_state(next);
+        return (status, body);
+    }
+    let caller = match auth::authorize(&conn.auth_state(), req) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    match dispatch(state, req, &caller).await {
+        Ok(reply) => reply,
+        Err(e) => error_reply(&e),
+    }
+}
+
+/// The identity of a request: validated `Client-ID` and project, as over HTTP.
+struct Who {
+    project: String,
+    client_id: String,
+}
+
+impl Who {
+    fn of(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result<Who> {
+        let client_id = validate::client_id(req.header("Client-ID"), state.service.limits())?;
+        let project = match &caller.project {
+            Some(p) => p.clone(),
+            None => validate::project_id(req.header("X-Project-ID"))?.to_string(),
+        };
+        Ok(Who { project, client_id })
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            project: &self.project,
+            client_id: &self.client_id,
+        }
+    }
+}
+
+/// A JSON document made of the given body fields (only those present), as a service
+/// function reading a raw body expects it.
+fn document(req: &Request<'_>, fields: &[&str]) -> Vec<u8> {
+    let doc: BTreeMap<&str, &Value> = fields
+        .iter()
+        .filter_map(|f| req.body.get(*f).map(|v| (*f, v)))
+        .collect();
+    if doc.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+}
+
+fn not_yet(action: &str) -> Reply {
+    (
+        501,
+        json!({ "error": format!("{action} is not available on this server yet") }),
+    )
+}
+
+async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result<Reply> {
+    let service = &state.service;
+    let action = req.action();
+    // Actions that act in no project.
+    match action {
+        "get_home_doc" => return Ok((200, state.home_document().await?)),
+        "ping_node" => {
+            return Ok(if service.ping().await {
+                (204, json!({}))
+            } else {
+                error_reply(&Error::unavailable("The storage is not reachable."))
+            })
+        }
+        "check_node_health" => {
+            if !state.admin_mode {
+                return Ok((
+                    404,
+                    json!({"error": "check_node_health is only available in admin mode."}),
+                ));
+            }
+            if !caller.roles.iter().any(|r| r.eq_ignore_ascii_case("admin")) {
+                return Err(Error::NotAuthorized);
+            }
+            return Ok((200, wire::health(&service.health().await?)));
+        }
+        _ => {}
+    }
+    if action.starts_with("subscription_") {
+        return Ok(not_yet(action));
+    }
+    if action.starts_with("pool_") || action.starts_with("flavor_") {
+        // Pooling cannot be enabled on this server (spec §4.4: "<action> is not implemented").
+        return Ok((
+            501,
+            json!({ "error": format!("{action} is not implemented") }),
+        ));
+    }
+    let who = Who::of(state, req, caller)?;
+    let ctx = who.ctx();
+    let queue = req.req_str("queue_name");
+    let now = || service.now();
+    Ok(match action {
+        // ----- queues
+        "queue_list" => {
+            let p = QueueListParams {
+                marker: req.str("marker").map(str::to_string),
+                limit: req.int("limit"),
+                detailed: req.bool("detailed").unwrap_or(false),
+                ..Default::default()
+            };
+            (
+                200,
+                wire::queues(&service.list_queues_stored(ctx, p).await?),
+            )
+        }
+        "queue_create" => {
+            let created = service
+                .create_queue(ctx, queue, &document_of(req.body.get("metadata")))
+                .await?;
+            let status = if created { 201 } else { 204 };
+            (status, json!(format!("Queue {queue} created.")))
+        }
+        "queue_delete" => {
+            service.delete_queue(ctx, queue).await?;
+            (204, json!(format!("Queue {queue} removed.")))
+        }
+        "queue_get" => (
+            200,
+            Value::Object(service.get_queue_stored(ctx, queue).await?),
+        ),
+        "queue_get_stats" => match service.queue_stats_if_exists(ctx, queue).await? {
+            Some(stats) => (200, wire::stats(&stats, now())),
+            None => (404, wire::missing_queue_stats()),
+        },
+        "queue_purge" => {
+            service
+                .purge_queue(ctx, queue, &document(req, &["resource_types"]))
+                .await?;
+            (204, json!({}))
+        }
+        // ----- messages
+        "message_list" => {
+            let p = MessageListParams {
+                marker: req.str("marker").map(str::to_string),
+                limit: req.int("limit"),
+                echo: req.bool("echo").unwrap_or(false),
+                include_claimed: req.bool("include_claimed").unwrap_or(false),
+                include_delayed: req.bool("include_delayed").unwrap_or(false),
+            };
+            let listing = service.list_messages(ctx, queue, p).await?;
+            (
+                200,
+                json!({ "messages": wire::messages(&listing.messages, now()) }),
+            )
+        }
+        "message_get" => {
+            let m = service
+                .get_message(ctx, queue, req.req_str("message_id"))
+                .await?;
+            (200, json!({ "messages": wire::message(&m, now()) }))
+        }
+        "message_get_many" => {
+            let ids = req.strings("message_ids").unwrap_or_default();
+            let found = match service.get_messages(ctx, queue, &ids).await {
+                Ok(found) => found,
+                // Over WebSocket, none found is an empty list (§4.4).
+                Err(Error::NotFound(_)) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            (200, json!({ "messages": wire::messages(&found, now()) }))
+        }
+        "message_post" => {
+            let ids = service
+                .post_messages(ctx, queue, &document(req, &["messages"]))
+                .await?;
+            (201, json!({ "message_ids": ids }))
+        }
+        "message_delete" => {
+            service
+                .delete_message(ctx, queue, req.req_str("message_id"), req.str("claim_id"))
+                .await?;
+            (204, json!({}))
+        }
+        "message_delete_many" => {
+            let bulk = BulkDelete {
+                ids: req.strings("message_ids"),
+                claim_ids: req.strings("claim_ids"),
+                pop: req.int("pop"),
+            };
+            match service.delete_messages(ctx, queue, bulk).await? {
+                Some(popped) => {
+                    let now = now();
+                    let views: Vec<Value> = popped.iter().map(|m| wire::popped(m, now)).collect();
+                    (200, json!({ "messages": views }))
+                }
+                None => (204, json!({})),
+            }
+        }
+        // ----- claims
+        "claim_create" => {
+            let claim = service
+                .create_claim(
+                    ctx,
+                    queue,
+                    req.int("limit"),
+                    &document(req, &["ttl", "grace"]),
+                )
+                .await?;
+            match claim {
+                Some(c) => (
+                    201,
+                    json!({"claim_id": c.id, "messages": wire::messages(&c.messages, now())}),
+                ),
+                None => (204, json!({ "claim_id": null })),
+            }
+        }
+        "claim_get" => {
+            let claim_id = req.req_str("claim_id");
+            let c = service.get_claim(ctx, queue, claim_id).await?;
+            (200, wire::claim(&c, now()))
+        }
+        "claim_update" => {
+            let claim_id = req.req_str("claim_id");
+            let mut body = document(req, &["ttl", "grace"]);
+            if body.is_empty() {
+                // The reference renews with the default TTL when none is given.
+                body = b"{}".to_vec();
+            }
+            service.update_claim(ctx, queue, claim_id, &body).await?;
+            (204, json!(format!("Claim {claim_id} updated.")))
+        }
+        "claim_delete" => {
+            let claim_id = req.req_str("claim_id");
+            service.delete_claim(ctx, queue, claim_id).await?;
+            (204, json!(format!("Claim {claim_id} deleted.")))
+        }
+        // The schema table and this match list the same actions; a new schema entry without a
+        // handler is answered, never dropped.
+        other => (
+            501,
+            json!({ "error": format!("{other} is not implemented") }),
+        ),
+    })
+}
+
+/// The raw body for `create_queue`: the `metadata` object, or nothing.
+fn document_of(metadata: Option<&Value>) -> Vec<u8> {
+    match metadata {
+        None => Vec::new(),
+        Some(m) => serde_json::to_vec(m).unwrap_or_default(),
+    }
+}

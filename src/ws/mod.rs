@@ -1,0 +1,193 @@
+//! The WebSocket transport (Zaqar v2 WebSocket API, spec §4): a listener of its own
+//! (`[drivers:transport:websocket]`), upgrades on the HTTP port too, the request/response
+//! envelope in JSON text or MessagePack binary frames, and one service call per action.
+//!
+//! - `protocol`: frame decoding/encoding, the echoed `request`, the schema of every action.
+//! - `actions`: authorization, then action → one `Service` function → WebSocket body shape.
+//! - `auth`: the per-connection authentication state (hooks for Keystone and signed URLs).
+//! - `conn`: one connection: concurrent requests (bounded), batched writes (a client that does
+//!   not read is disconnected), keep-alive pings, idle timeout, close on shutdown.
+//! - `wire`: the WebSocket body shapes.
+
+mod actions;
+pub mod auth;
+mod conn;
+mod protocol;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::{watch, OnceCell, Semaphore};
+use tower::ServiceExt;
+
+use crate::config::{Config, WebSocketConfig};
+use crate::error::{Error, Result};
+use crate::service::Service;
+
+/// The read buffer of a connection. Small, so that idle connections are cheap (tungstenite's
+/// default of 128 KiB is allocated and zeroed per connection); frames larger than it are
+/// still read whole.
+const READ_BUFFER: usize = 4 * 1024;
+/// Responses are buffered up to this size before they are written (flushes write anyway).
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Shared by every connection.
+pub struct WsState {
+    service: Arc<Service>,
+    config: WebSocketConfig,
+    admin_mode: bool,
+    auth_strategy: String,
+    /// One permit per open connection (`max_connections`).
+    sessions: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+    /// The HTTP router: the source of the home document.
+    http: Router,
+    home: OnceCell<Value>,
+}
+
+impl WsState {
+    /// The JSON-home document, exactly as `GET /v2/` serves it.
+    async fn home_document(&self) -> Result<Value> {
+        self.home
+            .get_or_try_init(|| async {
+                let req = axum::http::Request::get("/v2/")
+                    .header("Client-ID", "00000000-0000-4000-8000-000000000000")
+                    .header("X-Project-ID", "websocket")
+                    .body(Body::empty())
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let resp = self
+                    .http
+                    .clone()
+                    .oneshot(req)
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let bytes = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .to_bytes();
+                serde_json::from_slice(&bytes).map_err(|e| Error::Internal(e.to_string()))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// The WebSocket side of a server: its router, the upgrade hook for the HTTP port, and
+/// shutdown.
+pub struct WebSocketServer {
+    state: Arc<WsState>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl WebSocketServer {
+    /// `http` is the HTTP router (without this transport's layer), used for the home document.
+    pub fn new(service: Arc<Service>, config: &Config, http: Router) -> WebSocketServer {
+        let (shutdown, rx) = watch::channel(false);
+        let state = Arc::new(WsState {
+            service,
+            config: config.websocket.clone(),
+            admin_mode: config.admin_mode,
+            auth_strategy: config.auth_strategy.clone(),
+            sessions: Arc::new(Semaphore::new(config.websocket.max_connections)),
+            shutdown: rx,
+            http,
+            home: OnceCell::new(),
+        });
+        WebSocketServer { state, shutdown }
+    }
+
+    /// The router of the WebSocket listener: an upgrade on any path.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .fallback(upgrade_any_path)
+            .with_state(self.state.clone())
+    }
+
+    /// Wraps the HTTP router so that WebSocket upgrades on the HTTP port are accepted too.
+    pub fn accept_upgrades_on(&self, http: Router) -> Router {
+        http.layer(axum::middleware::from_fn_with_state(
+            self.state.clone(),
+            upgrade_or_next,
+        ))
+    }
+
+    /// Open WebSocket connections.
+    pub fn connections(&self) -> usize {
+        self.state.config.max_connections - self.state.sessions.available_permits()
+    }
+
+    /// Asks every connection to finish: no more requests are read, in-flight ones are
+    /// answered, then a close frame (1001) is sent. Resolves when every connection has ended
+    /// or `timeout` has passed.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let _ = self.shutdown.send(true);
+        let all = u32::try_from(self.state.config.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(timeout, self.state.sessions.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.connections(),
+                "shutdown timeout reached with WebSocket connections still open"
+            );
+        }
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
+
+async fn upgrade_any_path(State(state): State<Arc<WsState>>, ws: WebSocketUpgrade) -> Response {
+    upgrade(state, ws)
+}
+
+/// On the HTTP port: a WebSocket handshake (on any path) becomes a WebSocket connection,
+/// anything else goes on to the HTTP API.
+async fn upgrade_or_next(State(state): State<Arc<WsState>>, req: Request, next: Next) -> Response {
+    if !is_websocket_upgrade(req.headers()) {
+        return next.run(req).await;
+    }
+    let (mut parts, _body) = req.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => upgrade(state, ws),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+fn upgrade(state: Arc<WsState>, ws: WebSocketUpgrade) -> Response {
+    if *state.shutdown.borrow() {
+        return Error::unavailable("The server is shutting down.").into_response();
+    }
+    let Ok(permit) = state.sessions.clone().try_acquire_owned() else {
+        tracing::warn!(
+            max = state.config.max_connections,
+            "WebSocket connection refused: connection limit reached"
+        );
+        return Error::unavailable("Too many WebSocket connections; try again later.")
+            .into_response();
+    };
+    let c = &state.config;
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(c.max_message_size)
+        .max_frame_size(c.max_frame_size)
+        .on_upgrade(move |socket| conn::run(state, socket, permit))
+}
+
+pub(crate) use conn::Connection;

@@ -7,6 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::ws::{Ended, WsClient};
 use common::{json_of, TestServer, CLIENT};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -379,4 +380,78 @@ async fn signed_urls_bypass_keystone_but_only_for_their_grant() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn websocket_connections_authenticate_and_are_pinned_to_the_token_project() {
+    let Some(url) = keystone_url() else { return };
+    let s = server(&url, &[]).await;
+    let (bob, alpha) = token(&url, "bob", "alpha").await;
+    let mut ws = WsClient::to(&s).await;
+    ws.project = alpha.clone();
+    // Nothing works before `authenticate`.
+    let r = ws.call("queue_list", json!({})).await;
+    assert_eq!((r.status, r.error()), (403, "Not authentified."));
+    // A bad token.
+    ws.send_json(&json!({"action": "authenticate",
+        "headers": {"X-Auth-Token": "nope", "X-Project-ID": alpha}}))
+        .await;
+    let r = ws.recv().await;
+    assert_eq!((r.status, r.error()), (401, "Authentication failed."));
+    // A good one.
+    ws.send_json(&json!({"action": "authenticate",
+        "headers": {"X-Auth-Token": bob, "X-Project-ID": alpha}}))
+        .await;
+    let r = ws.recv().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, json!({"message": "Authentified."}));
+    let r = ws.call("queue_create", json!({"queue_name": "wsq"})).await;
+    assert_eq!(r.status, 201);
+    // The project is pinned: another X-Project-ID is refused.
+    ws.project = "beta-or-anything".into();
+    let r = ws.call("queue_list", json!({})).await;
+    assert_eq!(r.status, 403);
+    ws.project = alpha.clone();
+    let r = ws.call("queue_list", json!({})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["queues"][0]["name"], "wsq");
+    // Admin-only actions follow the token's roles.
+    let r = ws.call("check_node_health", json!({})).await;
+    assert_eq!(r.status, 403);
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn websocket_connections_close_with_4003_when_the_token_expires() {
+    let Some(url) = keystone_url() else { return };
+    let s = server(&url, &[]).await;
+    let (bob, alpha) = token(&url, "bob", "alpha").await;
+    // Put the service clock one second before the token's expiry.
+    let info: Value = reqwest::Client::new()
+        .get(format!("{url}/auth/tokens?nocatalog"))
+        .header("X-Auth-Token", &bob)
+        .header("X-Subject-Token", &bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(info["token"]["expires_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+    s.clock.set(expires - 1_000);
+    let mut ws = WsClient::to(&s).await;
+    ws.send_json(&json!({"action": "authenticate",
+        "headers": {"X-Auth-Token": bob, "X-Project-ID": alpha}}))
+        .await;
+    assert_eq!(ws.recv().await.status, 200);
+    assert_eq!(
+        ws.ended().await,
+        Ended::Closed {
+            code: 4003,
+            reason: "Authentication expired.".into()
+        }
+    );
 }

@@ -668,3 +668,43 @@ async fn pipelined_requests_are_all_answered_and_carry_their_request() {
         .await;
     assert_eq!(r.body["messages"]["total"], N as u64);
 }
+
+#[tokio::test]
+async fn pre_signed_requests_are_limited_to_their_grant() {
+    let s = TestServer::start_with(&[("signed_url", "secret_key", "ws-signing")]).await;
+    s.post("shared", json!([{"body": "hi"}])).await;
+    let grant: Value = s
+        .req(reqwest::Method::POST, "/v2/queues/shared/share")
+        .json(&json!({"methods": ["GET", "POST"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ws = WsClient::to(&s).await;
+    let signed = |action: &str, queue: &str, grant: &Value| {
+        json!({"action": action,
+            "headers": {"Client-ID": CLIENT, "X-Project-ID": grant["project"],
+                "URL-Signature": grant["signature"], "URL-Expires": grant["expires"],
+                "URL-Methods": grant["methods"], "URL-Paths": grant["paths"]},
+            "body": {"queue_name": queue, "echo": true}})
+    };
+    ws.send_json(&signed("message_list", "shared", &grant))
+        .await;
+    let r = ws.recv().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["messages"][0]["body"], "hi");
+    // Another queue of the same project, an action a grant cannot cover, a tampered grant.
+    ws.send_json(&signed("message_list", "other", &grant)).await;
+    assert_eq!(ws.recv().await.status, 403);
+    ws.send_json(&signed("queue_delete", "shared", &grant))
+        .await;
+    assert_eq!(ws.recv().await.status, 403);
+    let mut bad = grant.clone();
+    bad["methods"] = json!(["GET", "POST", "DELETE"]);
+    ws.send_json(&signed("message_delete_many", "shared", &bad))
+        .await;
+    let r = ws.recv().await;
+    assert_eq!((r.status, r.error()), (403, "Not authentified."));
+}

@@ -73,18 +73,65 @@ pub(super) async fn respond(
 async fn handle(state: &WsState, conn: &Connection, req: &Request<'_>) -> Reply {
     if req.action() == "authenticate" {
         let current = conn.auth_state();
-        let (next, status, body) = auth::authenticate(&current, req).await;
+        let (next, status, body) = auth::authenticate(&state.service, &current, req).await;
         conn.set_auth_state(next);
         return (status, body);
     }
-    let caller = match auth::authorize(&conn.auth_state(), req) {
+    let caller = match auth::authorize(&state.service, &conn.auth_state(), req) {
         Ok(c) => c,
         Err(reply) => return reply,
     };
+    // The same policy and rate limit as over HTTP (an admin action that does not exist outside
+    // admin mode is "not found" before it is "not allowed", as its HTTP route is).
+    let exists = state.admin_mode || req.action() != "check_node_health";
+    let checked = policy_action(req.action())
+        .filter(|_| exists)
+        .map_or(Ok(()), |a| state.service.authorize(a, &caller.roles))
+        .and_then(|()| {
+            match caller
+                .project
+                .as_deref()
+                .or_else(|| req.header("X-Project-ID"))
+            {
+                Some(p) => state.service.admit(p),
+                None => Ok(()),
+            }
+        });
+    if let Err(e) = checked {
+        return error_reply(&e);
+    }
     match dispatch(state, req, &caller).await {
         Ok(reply) => reply,
         Err(e) => error_reply(&e),
     }
+}
+
+/// The policy rule of an action (spec §2.4 names, as the HTTP routes use them).
+fn policy_action(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "queue_list" => "queues:get_all",
+        "queue_create" => "queues:create",
+        "queue_get" => "queues:get",
+        "queue_delete" => "queues:delete",
+        "queue_get_stats" => "queues:stats",
+        "queue_purge" => "queues:purge",
+        "message_list" | "message_get_many" => "messages:get_all",
+        "message_get" => "messages:get",
+        "message_post" => "messages:create",
+        "message_delete" => "messages:delete",
+        "message_delete_many" => "messages:delete_all",
+        "claim_create" => "claims:create",
+        "claim_get" => "claims:get",
+        "claim_update" => "claims:update",
+        "claim_delete" => "claims:delete",
+        "subscription_create" => "subscription:create",
+        "subscription_list" => "subscription:get_all",
+        "subscription_get" => "subscription:get",
+        "subscription_delete" => "subscription:delete",
+        "check_node_health" => "health:get",
+        "ping_node" => "ping:get",
+        _ => return None,
+    })
 }
 
 /// The identity of a request: validated `Client-ID` and project, as over HTTP.
@@ -151,9 +198,6 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
                     404,
                     json!({"error": "check_node_health is only available in admin mode."}),
                 ));
-            }
-            if !caller.roles.iter().any(|r| r.eq_ignore_ascii_case("admin")) {
-                return Err(Error::NotAuthorized);
             }
             return Ok((200, wire::health(&service.health().await?)));
         }

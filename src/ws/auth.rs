@@ -1,19 +1,21 @@
 //! Authentication of a WebSocket connection (spec §4.3, §4.5): the per-connection state and the
-//! one function every request goes through. Without `auth_strategy` (the only mode this server
-//! supports so far) requests carry their `X-Project-ID` as over HTTP.
+//! one function every request goes through.
 //!
-//! Hooks for the Keystone and signed-URL work:
-//! - [`AuthState::Unauthenticated`]/[`AuthState::Pending`]/[`AuthState::Authenticated`] are the
-//!   states of §4.3; [`authenticate`] moves between them (Keystone validation goes there) and
-//!   returns the token's expiry, which the connection turns into a close with code 4003.
-//! - [`authorize`] pins the project to the authenticated one and is where requests carrying
-//!   `URL-Signature` headers are verified ([`presigned`], §4.5).
+//! - Without `auth_strategy`, requests carry their `X-Project-ID` (and `X-Roles`) as over HTTP.
+//! - With Keystone, [`authenticate`] validates `X-Auth-Token` through the service (the same cache
+//!   and rules as HTTP) and moves the connection to [`AuthState::Authenticated`]: every later
+//!   request acts in the token's project (a different `X-Project-ID` is refused) with its roles,
+//!   and the connection is closed with code 4003 when the token expires.
+//! - A request carrying `URL-Signature` is verified as a pre-signed grant (§4.5): its action maps
+//!   to a method, `/v2/queues/<queue_name>/messages` must be covered by a signed path, and the
+//!   HMAC must match and not be expired; otherwise 403.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::protocol::Request;
+use crate::service::{Service, SignedRequest};
 
 /// The close code and reason when a token expires.
 pub const EXPIRED_CODE: u16 = 4003;
@@ -73,7 +75,22 @@ fn not_authentified() -> (u16, Value) {
 }
 
 /// Decides whether a request (other than `authenticate`) may proceed on this connection.
-pub fn authorize(state: &AuthState, req: &Request<'_>) -> Result<Caller, (u16, Value)> {
+pub fn authorize(
+    service: &Service,
+    state: &AuthState,
+    req: &Request<'_>,
+) -> Result<Caller, (u16, Value)> {
+    // A pre-signed request stands on its signature alone, whatever the connection's state.
+    if req.headers.contains_key("URL-Signature") {
+        return if presigned(service, req) {
+            Ok(Caller {
+                project: None,
+                roles: Vec::new(),
+            })
+        } else {
+            Err(not_authentified())
+        };
+    }
     match state {
         AuthState::Disabled => Ok(Caller {
             project: None,
@@ -92,41 +109,103 @@ pub fn authorize(state: &AuthState, req: &Request<'_>) -> Result<Caller, (u16, V
                 }),
             }
         }
-        AuthState::Unauthenticated | AuthState::Pending => {
-            if req.headers.contains_key("URL-Signature") && presigned(req) {
-                Ok(Caller {
-                    project: None,
-                    roles: Vec::new(),
-                })
-            } else {
-                Err(not_authentified())
-            }
-        }
+        AuthState::Unauthenticated | AuthState::Pending => Err(not_authentified()),
     }
 }
 
-/// Verifies pre-signed headers (§4.5). Signed URLs do not exist on this server yet, so no
-/// signature is valid.
-fn presigned(_req: &Request<'_>) -> bool {
-    false
+/// The method a signed grant must allow for an action (§4.5); `None` for actions a grant can
+/// never authorize.
+fn signed_method(action: &str) -> Option<&'static str> {
+    match action {
+        "message_list" | "message_get" | "message_get_many" => Some("GET"),
+        "message_post" => Some("POST"),
+        "message_delete" | "message_delete_many" => Some("DELETE"),
+        _ => None,
+    }
+}
+
+/// Verifies pre-signed headers (§4.5): `URL-Methods` and `URL-Paths` are JSON arrays here.
+fn presigned(service: &Service, req: &Request<'_>) -> bool {
+    let Some(method) = signed_method(req.action()) else {
+        return false;
+    };
+    let Some(queue) = req.str("queue_name") else {
+        return false;
+    };
+    let list = |name: &str| -> Option<Vec<String>> {
+        req.headers
+            .get(name)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let (Some(methods), Some(paths)) = (list("URL-Methods"), list("URL-Paths")) else {
+        return false;
+    };
+    let signed = SignedRequest {
+        signature: req.header("URL-Signature").unwrap_or(""),
+        expires: req.header("URL-Expires").unwrap_or(""),
+        methods,
+        paths,
+        project: req.header("X-Project-ID"),
+    };
+    let path = format!("/v2/queues/{queue}/messages");
+    service.verify_signed(&signed, method, &path).is_ok()
 }
 
 /// The `authenticate` action: the new state and the response. With authentication disabled it
 /// succeeds without changing anything (§4.3, last bullet).
-pub async fn authenticate(state: &AuthState, _req: &Request<'_>) -> (AuthState, u16, Value) {
-    match state {
-        AuthState::Disabled => (
+pub async fn authenticate(
+    service: &Service,
+    state: &AuthState,
+    req: &Request<'_>,
+) -> (AuthState, u16, Value) {
+    if matches!(state, AuthState::Disabled) {
+        return (
             AuthState::Disabled,
             200,
             json!({"message": "Authentified."}),
-        ),
-        // No Keystone validator exists yet; `Config` refuses to start with an auth_strategy, so
-        // this is unreachable today. The Keystone issue validates `X-Auth-Token` here.
-        _ => (
-            AuthState::Unauthenticated,
-            401,
-            json!({"error": "Authentication failed."}),
-        ),
+        );
+    }
+    let token = req.header("X-Auth-Token").unwrap_or("").trim();
+    match service.authenticate(token).await {
+        Ok(info) => {
+            if req
+                .header("X-Project-ID")
+                .is_some_and(|p| !p.is_empty() && p != info.project_id)
+            {
+                return (
+                    state.clone(),
+                    403,
+                    json!({"error": "X-Project-ID does not match the project of the token."}),
+                );
+            }
+            let left = (info.expires_at - service.now()).max(0) as u64;
+            (
+                AuthState::Authenticated {
+                    project: info.project_id,
+                    roles: info.roles,
+                    expires: Some(Instant::now() + Duration::from_millis(left)),
+                },
+                200,
+                json!({"message": "Authentified."}),
+            )
+        }
+        Err(e) => {
+            let status = e.status();
+            // A failed attempt keeps an existing identity only if there was none to replace.
+            let next = match state {
+                AuthState::Authenticated { .. } => AuthState::Unauthenticated,
+                other => other.clone(),
+            };
+            let body = if status == 401 {
+                json!({"error": "Authentication failed."})
+            } else {
+                json!({"error": "Authentication failed.", "exception": e.description()})
+            };
+            (next, status, body)
+        }
     }
 }
 

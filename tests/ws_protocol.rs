@@ -708,3 +708,27 @@ async fn pre_signed_requests_are_limited_to_their_grant() {
     let r = ws.recv().await;
     assert_eq!((r.status, r.error()), (403, "Not authentified."));
 }
+
+#[tokio::test]
+async fn a_waiting_request_does_not_block_the_connection() {
+    let (s, mut ws) = setup().await;
+    // A claim that waits, then an ordinary request on the same connection.
+    ws.send_json(&envelope(
+        "claim_create",
+        json!({"queue_name": "lp", "wait": 20}),
+    ))
+    .await;
+    let r = ws.call("queue_list", json!({})).await;
+    assert_eq!(r.status, 200, "answered while the claim waits");
+    assert_eq!(r.request["action"], "queue_list");
+    s.post("lp", json!([{"body": "wake"}])).await;
+    let r = ws.recv().await;
+    assert_eq!(r.request["action"], "claim_create");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.body["messages"][0]["body"], "wake");
+    // `wait` is validated like over HTTP.
+    let r = ws
+        .call("message_list", json!({"queue_name": "lp", "wait": 3600}))
+        .await;
+    assert_eq!(r.status, 400);
+}

@@ -265,7 +265,11 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
                 include_claimed: req.bool("include_claimed").unwrap_or(false),
                 include_delayed: req.bool("include_delayed").unwrap_or(false),
             };
-            let listing = service.list_messages(ctx, queue, p).await?;
+            // `wait` (long polling, an extension) parks only this request: the connection keeps
+            // serving its other requests meanwhile.
+            let listing = service
+                .list_messages_wait(ctx, queue, p, req.int("wait"))
+                .await?;
             (
                 200,
                 json!({ "messages": wire::messages(&listing.messages, now()) }),
@@ -317,11 +321,12 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
         // ----- claims
         "claim_create" => {
             let claim = service
-                .create_claim(
+                .create_claim_wait(
                     ctx,
                     queue,
                     req.int("limit"),
                     &document(req, &["ttl", "grace"]),
+                    req.int("wait"),
                 )
                 .await?;
             match claim {

@@ -216,6 +216,7 @@ pub static ACTIONS: &[ActionSpec] = &[
             ("echo", Bool),
             ("include_claimed", Bool),
             ("include_delayed", Bool),
+            ("wait", Int),
         ],
         &["queue_name"],
     ),
@@ -264,7 +265,13 @@ pub static ACTIONS: &[ActionSpec] = &[
         "claim_create",
         Identity,
         true,
-        &[Q, ("limit", Int), ("ttl", Int), ("grace", Int)],
+        &[
+            Q,
+            ("limit", Int),
+            ("ttl", Int),
+            ("grace", Int),
+            ("wait", Int),
+        ],
         &["queue_name"],
     ),
     spec(

@@ -3,10 +3,12 @@
 //! See `ARCHITECTURE.md` for the code map and the invariants.
 
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod service;

@@ -201,3 +201,85 @@ pub enum DeleteOutcome {
     Deleted,
     NotFound,
 }
+
+/// A subscription as stored (spec §1.9). Sources are queue names; topics live in a separate
+/// namespace (see `service::topics`), so the same store serves both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub id: String,
+    pub source: String,
+    pub subscriber: String,
+    pub ttl: i64,
+    pub created: Millis,
+    pub expires: Millis,
+    pub options: Metadata,
+    pub confirmed: bool,
+    /// HMAC key of signed webhook deliveries (hex).
+    pub secret: String,
+    /// Notifications delivered, and those given up after every retry.
+    pub delivered: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+/// A subscription to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSubscription {
+    pub subscriber: String,
+    pub ttl: i64,
+    pub options: Metadata,
+    /// Create it confirmed (WebSocket connection subscriptions, `require_confirmation` off).
+    pub confirmed: bool,
+}
+
+/// What a create did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionCreated {
+    New(String),
+    /// An unconfirmed subscription with the same subscriber existed: its id (spec: 201 again).
+    ExistingUnconfirmed(String),
+    /// A confirmed one existed (spec: 409).
+    ExistingConfirmed(String),
+}
+
+/// Changes of `PATCH .../subscriptions/{id}`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionUpdate {
+    pub subscriber: Option<String>,
+    pub ttl: Option<i64>,
+    pub options: Option<Metadata>,
+}
+
+/// One message as notified to subscribers.
+#[derive(Debug, Clone)]
+pub struct NotifiedMessage {
+    pub id: String,
+    pub body: Box<RawValue>,
+    pub ttl: i64,
+    pub delay: i64,
+    pub encrypted: bool,
+}
+
+/// A batch of posted messages still to be delivered to some subscribers, leased to the caller.
+#[derive(Debug, Clone)]
+pub struct PendingNotification {
+    /// Opaque, driver-specific handle.
+    pub key: String,
+    pub project: String,
+    pub source: String,
+    pub messages: Vec<NotifiedMessage>,
+    /// The subscriptions (as they are now) that have not had this batch yet, in creation order;
+    /// their `confirmed` is as it was when the messages were posted.
+    pub subscribers: Vec<Subscription>,
+}
+
+/// How one subscriber's delivery of a batch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Not sent, by rule (an unconfirmed subscription under `require_confirmation`, a filter
+    /// policy that matched none of the messages): no counter changes.
+    Skipped,
+    /// Every retry failed; the error is kept on the subscription.
+    GaveUp(String),
+}

@@ -52,6 +52,8 @@ pub struct App {
     pub service: Arc<Service>,
     pub store: Arc<dyn DataStore>,
     websocket: WebSocketServer,
+    /// The notification delivery loop (stopped at shutdown).
+    notifier: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -77,6 +79,7 @@ impl App {
             keystone: keystone(&config, clock.clone())?,
             policy: crate::auth::policy::Policy::load(config.policy_file.as_deref())
                 .map_err(Error::Invalid)?,
+            notification: config.notification.clone(),
             quotas: Arc::new(
                 crate::service::quota::Quotas::new(
                     crate::service::quota::Limits {
@@ -93,9 +96,12 @@ impl App {
             Service::new(config.limits.clone(), store.clone(), clock).with_options(options),
         );
         store.attach_hub(service.hub().clone());
+        let notifier = service.notifier().start();
         let http = router(Arc::new(AppState::new(service.clone(), &config)));
         let websocket = WebSocketServer::new(service.clone(), &config, http);
+        websocket.start_notification_listener().await?;
         Ok(App {
+            notifier,
             config,
             service,
             store,
@@ -130,6 +136,31 @@ impl App {
             .map_err(|e| Error::Unavailable(format!("cannot listen on {addr} (WebSocket): {e}")))
     }
 
+    /// The router of the admin listener: `/metrics`, `/healthz`, `/readyz` (see
+    /// [`crate::metrics`]), and with `[admin] console` the web console and the v2 API.
+    pub fn admin_router(&self) -> axum::Router {
+        let admin = crate::metrics::admin_router(self.service.clone());
+        if !self.config.admin.console {
+            return admin;
+        }
+        // The console's page, and the API it calls on the same origin (same checks and auth).
+        let api = router(Arc::new(AppState::new(self.service.clone(), &self.config)));
+        admin.merge(crate::metrics::console::router()).merge(api)
+    }
+
+    /// Binds the admin listener from configuration (`[admin]`); `None` when `port` is 0.
+    pub async fn bind_admin(&self) -> Result<Option<TcpListener>> {
+        let admin = &self.config.admin;
+        if admin.port == 0 {
+            return Ok(None);
+        }
+        let addr = format!("{}:{}", admin.bind, admin.port);
+        TcpListener::bind(&addr)
+            .await
+            .map(Some)
+            .map_err(|e| Error::Unavailable(format!("cannot listen on {addr} (admin): {e}")))
+    }
+
     /// Binds the WebSocket listener, then serves both (see [`App::serve_both`]). When the
     /// WebSocket address is entirely at its defaults and cannot be bound (typically a second
     /// server on the host holding port 9000), HTTP is served alone and an error is logged;
@@ -139,15 +170,19 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
+        let admin = self.bind_admin().await?;
         match self.bind_websocket().await {
-            Ok(websocket) => self.serve_both(listener, Some(websocket), shutdown).await,
+            Ok(websocket) => {
+                self.serve_all(listener, Some(websocket), admin, shutdown)
+                    .await
+            }
             Err(e) if !self.config.websocket.required => {
                 tracing::error!(
                     error = %e,
                     "WebSocket transport disabled: its default address is not available; \
                      set [drivers:transport:websocket] port to run it"
                 );
-                self.serve_both(listener, None, shutdown).await
+                self.serve_all(listener, None, admin, shutdown).await
             }
             Err(e) => Err(e),
         }
@@ -164,7 +199,36 @@ impl App {
         websocket: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
+        self.serve_all(http, websocket, None, shutdown).await
+    }
+
+    /// [`App::serve_both`], plus the admin listener (metrics, liveness, readiness) on `admin`
+    /// and the queue-depth sampler behind its gauges. The admin listener stops with the others.
+    pub async fn serve_all(
+        self,
+        http: TcpListener,
+        websocket: Option<TcpListener>,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
         let (stop, stopped) = watch::channel(false);
+        let admin_conns = async {
+            if let Some(listener) = admin {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(addr = %addr, "admin listener (metrics, healthz, readyz)");
+                }
+                let sampler = crate::metrics::run_sampler(
+                    self.service.clone(),
+                    self.config.admin.queue_depth_top,
+                    Duration::from_secs(self.config.admin.queue_depth_interval_secs),
+                    stopped.clone(),
+                );
+                let router = self.admin_router();
+                let serve =
+                    serve_connections("admin", listener, router, &self.config, stopped.clone());
+                tokio::join!(sampler, serve);
+            }
+        };
         let http_conns =
             serve_connections("HTTP", http, self.router(), &self.config, stopped.clone());
         let ws_conns = async {
@@ -183,7 +247,8 @@ impl App {
             let _ = stop.send(true);
             self.websocket.shutdown(timeout).await;
         };
-        tokio::join!(http_conns, ws_conns, signal);
+        tokio::join!(http_conns, ws_conns, admin_conns, signal);
+        self.notifier.abort();
         self.store.shutdown().await;
         tracing::info!("store closed; bye");
         Ok(())

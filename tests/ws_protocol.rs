@@ -581,28 +581,48 @@ async fn home_document_ping_and_health() {
 #[tokio::test]
 async fn subscriptions_pools_and_flavors_are_answered_not_dropped() {
     let (_s, mut c) = setup().await;
-    for (action, body) in [
-        (
+    let r = c
+        .call(
             "subscription_create",
-            json!({"queue_name": "q", "subscriber": "http://x", "ttl": 60}),
-        ),
-        ("subscription_list", json!({"queue_name": "q"})),
-        (
+            json!({"queue_name": "q", "subscriber": "http://x.example", "ttl": 60}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let sid = r.body["subscription_id"].as_str().unwrap().to_string();
+    let r = c
+        .call("subscription_list", json!({"queue_name": "q"}))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["subscriptions"][0]["subscriber"], "http://x.example");
+    let r = c
+        .call(
+            "subscription_get",
+            json!({"queue_name": "q", "subscription_id": sid}),
+        )
+        .await;
+    assert_eq!((r.status, r.body["id"].clone()), (200, json!(sid)));
+    let r = c
+        .call(
             "subscription_get",
             json!({"queue_name": "q", "subscription_id": "x"}),
-        ),
-        (
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = c
+        .call(
             "subscription_delete",
-            json!({"queue_name": "q", "subscription_id": "x"}),
-        ),
-    ] {
-        let r = c.call(action, body).await;
-        assert_eq!(r.status, 501);
-        assert_eq!(
-            r.body,
-            json!({ "error": format!("{action} is not available on this server yet") })
-        );
-    }
+            json!({"queue_name": "q", "subscription_id": sid}),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.body, json!(format!("Subscription {sid} removed.")));
+    let r = c
+        .call(
+            "subscription_create",
+            json!({"queue_name": "q", "subscriber": "ftp://x"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
     for (action, body) in [
         ("pool_list", json!({})),
         (
@@ -731,4 +751,72 @@ async fn a_waiting_request_does_not_block_the_connection() {
         .call("message_list", json!({"queue_name": "lp", "wait": 3600}))
         .await;
     assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn connections_subscribe_and_receive_notifications_in_their_format() {
+    let (s, mut ws) = setup().await;
+    let r = ws
+        .call(
+            "subscription_create",
+            json!({"queue_name": "push", "ttl": 600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let sid = r.body["subscription_id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["message"], "Subscription push created.");
+    // A post over HTTP reaches the connection as a bare notification frame.
+    s.post("push", json!([{"body": {"n": 1}, "ttl": 120}]))
+        .await;
+    let frame = next_notification(&mut ws).await;
+    assert_eq!(
+        frame,
+        json!({"body": {"n": 1}, "ttl": 120, "queue_name": "push", "Message_Type": "Notification"})
+    );
+    // The subscription is listed, and is confirmed (connection subscriptions need no
+    // confirmation).
+    let r = ws
+        .call("subscription_list", json!({"queue_name": "push"}))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["subscriptions"][0]["id"], sid.as_str());
+    assert_eq!(r.body["subscriptions"][0]["confirmed"], true);
+    // MessagePack subscribers get binary frames.
+    let mut bin = WsClient::to(&s).await;
+    let r = bin
+        .call_msgpack("subscription_create", json!({"queue_name": "push"}))
+        .await;
+    assert_eq!(r.status, 201);
+    s.post("push", json!([{"body": "two"}])).await;
+    let frame = next_raw(&mut bin).await;
+    assert!(matches!(frame, Message::Binary(_)), "{frame:?}");
+    // Closing the connection removes its subscriptions.
+    ws.close().await;
+    bin.close().await;
+    for _ in 0..200 {
+        let list: Value = s
+            .req(reqwest::Method::GET, "/v2/queues/push/subscriptions")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["subscriptions"].as_array().unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the closed connections' subscriptions were not removed");
+}
+
+async fn next_raw(ws: &mut WsClient) -> Message {
+    ws.next_message().await
+}
+
+async fn next_notification(ws: &mut WsClient) -> Value {
+    match ws.next_message().await {
+        Message::Text(t) => serde_json::from_str(&t).unwrap(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
 }

@@ -75,12 +75,34 @@ JSON REPORT (--json FILE)
         \"rps\": float, \"mps\": float, \"messages\": int,
         \"latency_ms\": { \"p50\", \"p90\", \"p99\", \"max\", \"mean\" } (floats, null if no success),
         \"error_samples\": [ { \"error\": string, \"count\": int } ] } },
-    \"totals\": { \"requests\", \"errors\", \"error_pct\", \"rps\" }
+    \"totals\": { \"requests\", \"errors\", \"error_pct\", \"rps\" },
+    \"timeline\": { \"interval_s\": float, \"points\": [ { \"t_s\": float (end of the
+                  interval, from the start of the measured window), \"rps\": float,
+                  \"errors\": int, \"ops\": { \"post|...\": { \"rps\", \"mps\" } },
+                  \"latency_ms\": { \"p50\", \"p90\", \"p99\" } (null if no success),
+                  \"rss_kib\": { \"PID\": int|null } (with --rss-pid) } ] },
+    \"memory\": { \"PID\": { \"samples\", \"first_kib\", \"max_kib\", \"last_kib\",
+                \"slope_kib_per_min\", \"second_half_growth_kib\", \"flat\": bool } }
+                (with --rss-pid; {} otherwise)
   }
+
+TIMELINE
+  Every counted request also lands in the --interval slot in which it completed: requests
+  and messages per operation, errors, and a latency histogram of the successes of all
+  operations together (p50, p90, p99 per slot). --svg FILE plots it (no other tool needed;
+  open the file in a browser).
+
+MEMORY
+  --rss-pid PID samples the VmRSS of PID at every --interval of the measured window, e.g.
+  the server under a long --scenario mixed run. The memory is called flat when the
+  least-squares trend over the second half of the samples changes the RSS, over that half,
+  by less than max(5% of its mean, 4 MiB): start-up and warm-up growth are ignored, a steady
+  leak is not. --require-flat-memory turns a trend that is not flat into exit status 1.
 
 EXIT STATUS
   0  success
-  1  more than --max-error-pct percent of the counted requests failed, or none completed
+  1  more than --max-error-pct percent of the counted requests failed, or none completed,
+     or --require-flat-memory and a sampled process's memory was not flat
   2  bad arguments, or the server could not be reached or set up (ping, queue creation,
      prefill) before the run";
 
@@ -158,6 +180,22 @@ struct Args {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Length in seconds of one point of the timeline (throughput, latency percentiles and
+    /// RSS over time; see TIMELINE in --help).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    interval: f64,
+    /// Sample the resident memory (VmRSS from /proc/PID/status) of process PID once per
+    /// --interval during the measured window, e.g. the server's; repeatable.
+    #[arg(long = "rss-pid", value_name = "PID")]
+    rss_pids: Vec<u32>,
+    /// Write an SVG plot of the timeline to FILE: throughput per operation, latency
+    /// percentiles and (with --rss-pid) resident memory over time.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// With --rss-pid: exit 1 unless every sampled process's memory is flat (see MEMORY in
+    /// --help).
+    #[arg(long, requires = "rss_pids")]
+    require_flat_memory: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -375,6 +413,104 @@ struct WorkerStats {
     ops: [OpStats; 4],
     /// Completion time of the last counted request (for --requests runs).
     last_end: Option<Instant>,
+}
+
+// ----- timeline -------------------------------------------------------------------------
+
+/// What completed during one --interval of the run.
+#[derive(Default)]
+struct Slot {
+    requests: [u64; 4],
+    messages: [u64; 4],
+    errors: u64,
+    /// Latencies of the successes of every operation.
+    hist: Histogram,
+}
+
+impl Slot {
+    fn merge(&mut self, other: &Slot) {
+        for i in 0..4 {
+            self.requests[i] += other.requests[i];
+            self.messages[i] += other.messages[i];
+        }
+        self.errors += other.errors;
+        self.hist.merge(&other.hist);
+    }
+}
+
+/// The run's slots, merged from each worker's current slot whenever the worker moves on to
+/// the next one (so the lock is taken about once per interval per worker).
+struct Timeline {
+    origin: Instant,
+    interval: Duration,
+    slots: Mutex<Vec<Slot>>,
+}
+
+impl Timeline {
+    fn index(&self, at: Instant) -> usize {
+        let since = at.saturating_duration_since(self.origin).as_secs_f64();
+        (since / self.interval.as_secs_f64()) as usize
+    }
+
+    fn flush(&self, index: usize, slot: &Slot) {
+        let mut slots = self.slots.lock().expect("not poisoned");
+        if slots.len() <= index {
+            slots.resize_with(index + 1, Slot::default);
+        }
+        slots[index].merge(slot);
+    }
+}
+
+/// Resident memory samples of the --rss-pid processes: (seconds into the measured window,
+/// VmRSS in KiB per process, None if unreadable).
+type RssSamples = Vec<(f64, Vec<Option<u64>>)>;
+
+/// VmRSS of `pid` in KiB, from /proc/PID/status.
+fn read_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The trend of one process's memory (see MEMORY in --help).
+#[derive(Debug, PartialEq)]
+struct MemoryTrend {
+    samples: usize,
+    first: u64,
+    max: u64,
+    last: u64,
+    /// Least-squares slope over the second half of the samples.
+    slope_kib_per_min: f64,
+    /// The slope times the length of the second half.
+    second_half_growth_kib: f64,
+    flat: bool,
+}
+
+fn memory_trend(points: &[(f64, u64)]) -> Option<MemoryTrend> {
+    let (&(_, first), &(_, last)) = (points.first()?, points.last()?);
+    let max = points.iter().map(|p| p.1).max()?;
+    let half = &points[points.len() / 2..];
+    let n = half.len() as f64;
+    let mean_t = half.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_v = half.iter().map(|p| p.1 as f64).sum::<f64>() / n;
+    let var_t: f64 = half.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
+    let cov: f64 = half
+        .iter()
+        .map(|p| (p.0 - mean_t) * (p.1 as f64 - mean_v))
+        .sum();
+    let slope = if var_t > 0.0 { cov / var_t } else { 0.0 };
+    let span = half.last()?.0 - half.first()?.0;
+    let growth = slope * span;
+    let allowed = (mean_v * 0.05).max(4096.0);
+    Some(MemoryTrend {
+        samples: points.len(),
+        first,
+        max,
+        last,
+        slope_kib_per_min: slope * 60.0,
+        second_half_growth_kib: growth,
+        flat: growth < allowed,
+    })
 }
 
 // ----- HTTP client ----------------------------------------------------------------------
@@ -618,6 +754,7 @@ struct ListDoc {
 /// The clock and counters of the measured run.
 struct Run {
     measure_start: Instant,
+    timeline: Timeline,
     /// End of the measured window (None with --requests).
     measure_end: Option<Instant>,
     /// --requests: how many work items to count, and how many were handed out.
@@ -641,6 +778,8 @@ struct Worker {
     claim_body: Bytes,
     list_uri: Uri,
     list_next: Option<Uri>,
+    /// The worker's current timeline slot, merged into the run's when it moves on.
+    slot: Option<(usize, Slot)>,
 }
 
 impl Worker {
@@ -653,13 +792,38 @@ impl Worker {
         }
     }
 
-    fn note(&mut self, ok: bool, o: &Outcome) {
+    /// Counts a finished request of `op` (`messages` moved if it succeeded).
+    fn note(&mut self, op: Op, ok: bool, messages: u64, o: &Outcome) {
         self.run.done.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.run.failed.fetch_add(1, Ordering::Relaxed);
         }
         if self.stats.last_end.is_none_or(|t| t < o.end) {
             self.stats.last_end = Some(o.end);
+        }
+        let index = self.run.timeline.index(o.end);
+        if self.slot.as_ref().is_some_and(|(i, _)| *i != index) {
+            self.flush_slot();
+        }
+        let (_, slot) = self.slot.get_or_insert_with(|| (index, Slot::default()));
+        slot.requests[op as usize] += 1;
+        if ok {
+            slot.messages[op as usize] += messages;
+            slot.hist.record(
+                o.end
+                    .saturating_duration_since(o.start)
+                    .as_micros()
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            );
+        } else {
+            slot.errors += 1;
+        }
+    }
+
+    fn flush_slot(&mut self) {
+        if let Some((index, slot)) = self.slot.take() {
+            self.run.timeline.flush(index, &slot);
         }
     }
 
@@ -687,7 +851,7 @@ impl Worker {
                 false
             }
         };
-        self.note(ok, &o);
+        self.note(Op::Post, ok, self.batch as u64, &o);
     }
 
     async fn claim(&mut self, ticket: bool) {
@@ -715,6 +879,7 @@ impl Worker {
         };
         if counted {
             let st = &mut self.stats.ops[Op::Claim as usize];
+            let claimed = hrefs.len() as u64;
             let ok = match outcome {
                 Ok(Some(n)) => {
                     st.success(o.start, o.end, n);
@@ -733,7 +898,7 @@ impl Worker {
                     false
                 }
             };
-            self.note(ok, &o);
+            self.note(Op::Claim, ok, claimed, &o);
         }
         // Delete what was claimed, even past the end of the window (uncounted then), so
         // that no claimed message is left to come back when its claim expires.
@@ -758,7 +923,7 @@ impl Worker {
                     false
                 }
             };
-            self.note(ok, &o);
+            self.note(Op::Delete, ok, 1, &o);
         }
     }
 
@@ -802,6 +967,7 @@ impl Worker {
             return;
         }
         let st = &mut self.stats.ops[Op::List as usize];
+        let listed = *outcome.as_ref().unwrap_or(&0);
         let ok = match outcome {
             Ok(n) => {
                 st.success(o.start, o.end, n);
@@ -815,7 +981,7 @@ impl Worker {
                 false
             }
         };
-        self.note(ok, &o);
+        self.note(Op::List, ok, listed, &o);
     }
 
     async fn run(mut self, role: Role) -> WorkerStats {
@@ -848,6 +1014,7 @@ impl Worker {
                 Role::Observer => self.list(ticket).await,
             }
         }
+        self.flush_slot();
         self.stats
     }
 }
@@ -1126,6 +1293,300 @@ fn table(reports: &[OpReport]) -> String {
     s
 }
 
+// ----- timeline report and plot ---------------------------------------------------------
+
+/// One interval of the measured window, as reported.
+struct Point {
+    /// End of the interval, in seconds from the start of the window.
+    t: f64,
+    rps: [f64; 4],
+    mps: [f64; 4],
+    errors: u64,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+}
+
+impl Point {
+    fn total_rps(&self) -> f64 {
+        self.rps.iter().sum()
+    }
+}
+
+/// The points of the window (the last one may be shorter than `interval`).
+fn timeline_points(slots: &[Slot], interval: f64, elapsed: f64) -> Vec<Point> {
+    let count = (elapsed / interval).ceil() as usize;
+    let empty = Slot::default();
+    (0..count)
+        .map(|i| {
+            let slot = slots.get(i).unwrap_or(&empty);
+            let begin = i as f64 * interval;
+            let end = ((i + 1) as f64 * interval).min(elapsed);
+            let len = (end - begin).max(1e-9);
+            Point {
+                t: end,
+                rps: slot.requests.map(|r| r as f64 / len),
+                mps: slot.messages.map(|m| m as f64 / len),
+                errors: slot.errors,
+                p50: ms(slot.hist.percentile(50.0)),
+                p90: ms(slot.hist.percentile(90.0)),
+                p99: ms(slot.hist.percentile(99.0)),
+            }
+        })
+        .collect()
+}
+
+fn timeline_json(
+    ops: &[Op],
+    interval: f64,
+    points: &[Point],
+    pids: &[u32],
+    rss: &RssSamples,
+) -> Value {
+    let r = |v: Option<f64>| v.map(|v| round(v, 3));
+    let list: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            let per_op: Map<String, Value> = ops
+                .iter()
+                .map(|&op| {
+                    let i = op as usize;
+                    let v = json!({"rps": round(p.rps[i], 1), "mps": round(p.mps[i], 1)});
+                    (op.name().to_string(), v)
+                })
+                .collect();
+            let mut point = json!({
+                "t_s": round(p.t, 3),
+                "rps": round(p.total_rps(), 1),
+                "errors": p.errors,
+                "ops": per_op,
+                "latency_ms": {"p50": r(p.p50), "p90": r(p.p90), "p99": r(p.p99)},
+            });
+            if !pids.is_empty() {
+                // The last sample taken at or before the end of the interval.
+                let sample = rss.iter().rev().find(|(t, _)| *t <= p.t + 1e-6);
+                let per_pid: Map<String, Value> = pids
+                    .iter()
+                    .enumerate()
+                    .map(|(k, pid)| {
+                        let v = sample.and_then(|(_, v)| v[k]);
+                        (pid.to_string(), json!(v))
+                    })
+                    .collect();
+                point["rss_kib"] = Value::Object(per_pid);
+            }
+            point
+        })
+        .collect();
+    json!({"interval_s": interval, "points": list})
+}
+
+/// A "nice" upper bound and step for an axis from 0 to `max` with about `ticks` ticks.
+fn nice_axis(max: f64, ticks: usize) -> (f64, f64) {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / ticks as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    ((max / step).ceil() * step, step)
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v >= 1_000_000.0 {
+        format!("{}M", round(v / 1_000_000.0, 2))
+    } else if v >= 10_000.0 {
+        format!("{}k", round(v / 1000.0, 1))
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{}", round(v, 3))
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
+
+/// One panel of the plot: series of (x, y) points, drawn as lines over a shared x range.
+struct Panel<'a> {
+    title: &'a str,
+    unit: &'a str,
+    series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Renders the timeline as a self-contained SVG: throughput per operation, latency
+/// percentiles of all successes and, with samples, resident memory per process.
+fn render_svg(title: &str, ops: &[Op], points: &[Point], pids: &[u32], rss: &RssSamples) -> String {
+    let mut panels = Vec::new();
+    let mut throughput: Vec<(String, Vec<(f64, f64)>)> = ops
+        .iter()
+        .map(|&op| {
+            let line = points.iter().map(|p| (p.t, p.rps[op as usize])).collect();
+            (format!("{} req/s", op.name()), line)
+        })
+        .collect();
+    if ops.len() > 1 {
+        let line = points.iter().map(|p| (p.t, p.total_rps())).collect();
+        throughput.push(("total req/s".to_string(), line));
+    }
+    panels.push(Panel {
+        title: "Throughput",
+        unit: "requests/s",
+        series: throughput,
+    });
+    let latency = [("p50", 0usize), ("p90", 1), ("p99", 2)]
+        .iter()
+        .map(|&(name, k)| {
+            let line = points
+                .iter()
+                .filter_map(|p| [p.p50, p.p90, p.p99][k].map(|v| (p.t, v)))
+                .collect();
+            (name.to_string(), line)
+        })
+        .collect();
+    panels.push(Panel {
+        title: "Latency of successful requests (all operations)",
+        unit: "ms",
+        series: latency,
+    });
+    if !pids.is_empty() {
+        let series = pids
+            .iter()
+            .enumerate()
+            .map(|(k, pid)| {
+                let line = rss
+                    .iter()
+                    .filter_map(|(t, v)| v[k].map(|kib| (*t, kib as f64 / 1024.0)))
+                    .collect();
+                (format!("pid {pid} RSS"), line)
+            })
+            .collect();
+        panels.push(Panel {
+            title: "Resident memory",
+            unit: "MiB",
+            series,
+        });
+    }
+
+    let x_max = points
+        .iter()
+        .map(|p| p.t)
+        .chain(rss.iter().map(|s| s.0))
+        .fold(0.0f64, f64::max);
+    let (x_top, x_step) = nice_axis(x_max, 10);
+    let (width, left, right, top, plot_h, gap) = (960.0, 80.0, 170.0, 50.0, 220.0, 70.0);
+    let plot_w = width - left - right;
+    let height = top + panels.len() as f64 * (plot_h + gap);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="24" font-size="16" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        xml_escape(title)
+    );
+    for (n, panel) in panels.iter().enumerate() {
+        let y0 = top + n as f64 * (plot_h + gap) + 20.0;
+        let y_max = panel
+            .series
+            .iter()
+            .flat_map(|(_, line)| line.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max);
+        let (y_top, y_step) = nice_axis(y_max * 1.05, 5);
+        let px = |x: f64| left + x / x_top * plot_w;
+        let py = |y: f64| y0 + plot_h - y / y_top * plot_h;
+        let _ = writeln!(
+            s,
+            r#"<text x="{left}" y="{}" font-size="14">{} ({})</text>"#,
+            y0 - 8.0,
+            xml_escape(panel.title),
+            xml_escape(panel.unit)
+        );
+        // Grid and y labels.
+        let mut y = 0.0;
+        while y <= y_top + y_step / 2.0 {
+            let yy = py(y);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+                left + plot_w,
+                left - 6.0,
+                yy + 4.0,
+                fmt_tick(y)
+            );
+            y += y_step;
+        }
+        // x labels.
+        let mut x = 0.0;
+        while x <= x_top + x_step / 2.0 {
+            let xx = px(x);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#999"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                y0 + plot_h,
+                y0 + plot_h + 4.0,
+                y0 + plot_h + 18.0,
+                fmt_tick(x)
+            );
+            x += x_step;
+        }
+        let _ = writeln!(
+            s,
+            r##"<rect x="{left}" y="{y0:.1}" width="{plot_w:.1}" height="{plot_h:.1}" fill="none" stroke="#333"/>"##
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">seconds into the measured window</text>"#,
+            left + plot_w / 2.0,
+            y0 + plot_h + 34.0
+        );
+        for (k, (name, line)) in panel.series.iter().enumerate() {
+            let color = COLORS[k % COLORS.len()];
+            if !line.is_empty() {
+                let pts: Vec<String> = line
+                    .iter()
+                    .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
+                    pts.join(" ")
+                );
+            }
+            let ly = y0 + 14.0 + k as f64 * 18.0;
+            let lx = left + plot_w + 12.0;
+            let _ = writeln!(
+                s,
+                r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+                lx + 18.0,
+                lx + 24.0,
+                ly + 4.0,
+                xml_escape(name)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 // ----- main -----------------------------------------------------------------------------
 
 fn main() -> ExitCode {
@@ -1174,6 +1635,16 @@ fn check_args(a: &Args) -> Result<(), String> {
     }
     if !(a.timeout.is_finite() && a.timeout > 0.0) {
         return Err("--timeout must be a positive number of seconds".into());
+    }
+    if !(a.interval.is_finite() && a.interval >= 0.01) {
+        return Err("--interval must be at least 0.01 seconds".into());
+    }
+    for &pid in &a.rss_pids {
+        if read_rss_kib(pid).is_none() {
+            return Err(format!(
+                "--rss-pid {pid}: cannot read VmRSS from /proc/{pid}/status"
+            ));
+        }
     }
     let name_ok = |s: &str| {
         !s.is_empty()
@@ -1289,8 +1760,14 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
         Some(_) => None,
         None => Some(measure_start + Duration::from_secs_f64(args.duration)),
     };
+    let interval = Duration::from_secs_f64(args.interval);
     let run = Arc::new(Run {
         measure_start,
+        timeline: Timeline {
+            origin: measure_start,
+            interval,
+            slots: Mutex::new(Vec::new()),
+        },
         measure_end,
         limit: args.requests,
         tickets: AtomicU64::new(0),
@@ -1333,9 +1810,27 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
                 args.list_limit
             )),
             list_next: None,
+            slot: None,
         };
         handles.push(tokio::spawn(worker.run(*role)));
     }
+    // Resident memory of the --rss-pid processes, sampled once per interval.
+    let rss: Arc<Mutex<RssSamples>> = Arc::default();
+    let rss_task = (!args.rss_pids.is_empty()).then(|| {
+        let (rss, pids) = (rss.clone(), args.rss_pids.clone());
+        tokio::spawn(async move {
+            let first = tokio::time::Instant::from_std(measure_start);
+            let mut tick = tokio::time::interval_at(first, interval);
+            loop {
+                tick.tick().await;
+                let t = Instant::now()
+                    .saturating_duration_since(measure_start)
+                    .as_secs_f64();
+                let sample = pids.iter().map(|&p| read_rss_kib(p)).collect();
+                rss.lock().expect("not poisoned").push((t, sample));
+            }
+        })
+    });
     {
         let run = run.clone();
         tokio::spawn(async move {
@@ -1348,6 +1843,7 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
     }
     let progress = (!args.quiet).then(|| {
         let run = run.clone();
+        let rss_pids = args.rss_pids.clone();
         tokio::spawn(async move {
             // One line per second of the measured window (none during the warmup).
             let first = tokio::time::Instant::from_std(run.measure_start) + Duration::from_secs(1);
@@ -1360,8 +1856,14 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
                 let t = Instant::now()
                     .saturating_duration_since(run.measure_start)
                     .as_secs_f64();
+                let memory: String = rss_pids
+                    .iter()
+                    .filter_map(|&p| {
+                        read_rss_kib(p).map(|k| format!(", rss[{p}] {:.1} MiB", k as f64 / 1024.0))
+                    })
+                    .collect();
                 eprintln!(
-                    "[{t:5.1}s] {:>8} req/s, {done} requests counted, {failed} errors",
+                    "[{t:5.1}s] {:>8} req/s, {done} requests counted, {failed} errors{memory}",
                     done - last
                 );
                 last = done;
@@ -1388,6 +1890,9 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
     if let Some(p) = progress {
         p.abort();
     }
+    if let Some(t) = rss_task {
+        t.abort();
+    }
     let stopped_at = *run.stopped_at.lock().expect("not poisoned");
     let window_end = match measure_end {
         Some(end) => stopped_at.map_or(end, |s| s.min(end)),
@@ -1411,6 +1916,28 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
     } else {
         0.0
     };
+    let points = {
+        let slots = run.timeline.slots.lock().expect("not poisoned");
+        timeline_points(&slots, args.interval, elapsed)
+    };
+    let rss_samples = std::mem::take(&mut *rss.lock().expect("not poisoned"));
+    let trends: Vec<(u32, Option<MemoryTrend>)> = args
+        .rss_pids
+        .iter()
+        .enumerate()
+        .map(|(k, &pid)| {
+            let series: Vec<(f64, u64)> = rss_samples
+                .iter()
+                .filter_map(|(t, v)| v[k].map(|kib| (*t, kib)))
+                .collect();
+            (pid, memory_trend(&series))
+        })
+        .collect();
+    let not_flat: Vec<u32> = trends
+        .iter()
+        .filter(|(_, t)| t.as_ref().is_none_or(|t| !t.flat))
+        .map(|(pid, _)| *pid)
+        .collect();
     let failure = if requests == 0 {
         Some("no request completed inside the measured window".to_string())
     } else if error_pct > args.max_error_pct {
@@ -1418,6 +1945,8 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
             "{errors} of {requests} requests failed ({error_pct:.2}%, more than the allowed {}%)",
             args.max_error_pct
         ))
+    } else if args.require_flat_memory && !not_flat.is_empty() {
+        Some(format!("memory of process(es) {not_flat:?} is not flat"))
     } else {
         None
     };
@@ -1461,6 +1990,38 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
         if failure.is_some() { "FAIL" } else { "OK" }
     );
     println!("{summary}");
+    for (pid, trend) in &trends {
+        match trend {
+            Some(t) => println!(
+                "MEMORY pid {pid}: {} samples, first {:.1} MiB, max {:.1} MiB, last {:.1} MiB, \
+                 second-half trend {:+.2} MiB/min ({:+.1} MiB over the half): {}",
+                t.samples,
+                t.first as f64 / 1024.0,
+                t.max as f64 / 1024.0,
+                t.last as f64 / 1024.0,
+                t.slope_kib_per_min / 1024.0,
+                t.second_half_growth_kib / 1024.0,
+                if t.flat { "flat" } else { "GROWING" }
+            ),
+            None => println!("MEMORY pid {pid}: no sample could be read"),
+        }
+    }
+    if let Some(path) = &args.svg {
+        let svg = render_svg(
+            &format!(
+                "zaqar-bench {} against {} ({n} connections)",
+                args.scenario.name(),
+                args.url
+            ),
+            args.scenario.ops(),
+            &points,
+            &args.rss_pids,
+            &rss_samples,
+        );
+        if let Err(e) = std::fs::write(path, svg) {
+            eprintln!("zaqar-bench: cannot write {}: {e}", path.display());
+        }
+    }
 
     if let Some(path) = &args.json {
         let ops: Map<String, Value> = reports
@@ -1501,6 +2062,31 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
                 "error_pct": round(error_pct, 4),
                 "rps": round(if elapsed > 0.0 { requests as f64 / elapsed } else { 0.0 }, 2),
             },
+            "timeline": timeline_json(
+                args.scenario.ops(),
+                args.interval,
+                &points,
+                &args.rss_pids,
+                &rss_samples,
+            ),
+            "memory": trends
+                .iter()
+                .map(|(pid, t)| {
+                    let v = match t {
+                        Some(t) => json!({
+                            "samples": t.samples,
+                            "first_kib": t.first,
+                            "max_kib": t.max,
+                            "last_kib": t.last,
+                            "slope_kib_per_min": round(t.slope_kib_per_min, 1),
+                            "second_half_growth_kib": round(t.second_half_growth_kib, 1),
+                            "flat": t.flat,
+                        }),
+                        None => Value::Null,
+                    };
+                    (pid.to_string(), v)
+                })
+                .collect::<Map<String, Value>>(),
         });
         let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
         if let Err(e) = std::fs::write(path, text + "\n") {
@@ -1573,6 +2159,57 @@ mod tests {
             assert_eq!(serde_json::to_string(&m["body"]).unwrap().len(), 100);
             assert_eq!(m["ttl"], 3600);
         }
+    }
+
+    #[test]
+    fn memory_trend_flat_and_growing() {
+        let flat: Vec<(f64, u64)> = (0..600)
+            .map(|t| {
+                (
+                    t as f64,
+                    50_000 + if t < 30 { t * 100 } else { 3000 + t % 7 },
+                )
+            })
+            .collect();
+        let trend = memory_trend(&flat).unwrap();
+        assert!(trend.flat, "{trend:?}");
+        assert_eq!(trend.first, 50_000);
+        let leak: Vec<(f64, u64)> = (0..600).map(|t| (t as f64, 50_000 + t * 50)).collect();
+        let trend = memory_trend(&leak).unwrap();
+        assert!(!trend.flat, "{trend:?}");
+        assert!((trend.slope_kib_per_min - 3000.0).abs() < 1.0, "{trend:?}");
+        assert_eq!(memory_trend(&[]), None);
+        assert!(memory_trend(&[(0.0, 10)]).unwrap().flat);
+    }
+
+    #[test]
+    fn timeline_and_svg() {
+        let mut slot = Slot::default();
+        slot.requests[Op::Post as usize] = 100;
+        slot.messages[Op::Post as usize] = 1000;
+        for v in 1..=100 {
+            slot.hist.record(v * 10);
+        }
+        let points = timeline_points(&[slot], 1.0, 1.5);
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].rps[Op::Post as usize], 100.0);
+        assert_eq!(points[1].t, 1.5);
+        assert_eq!(points[1].p50, None);
+        let rss: RssSamples = vec![(0.0, vec![Some(1024)]), (1.0, vec![Some(2048)])];
+        let svg = render_svg("a <b>", &[Op::Post], &points, &[7], &rss);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("a &lt;b&gt;"));
+        assert_eq!(svg.matches("<polyline").count(), 1 + 3 + 1);
+        let doc = timeline_json(&[Op::Post], 1.0, &points, &[7], &rss);
+        assert_eq!(doc["points"][0]["ops"]["post"]["mps"], 1000.0);
+        assert_eq!(doc["points"][0]["rss_kib"]["7"], 2048);
+    }
+
+    #[test]
+    fn nice_axes() {
+        assert_eq!(nice_axis(9.3, 5), (10.0, 2.0));
+        assert_eq!(nice_axis(0.0, 5), (1.0, 0.2));
+        assert_eq!(nice_axis(42_000.0, 5), (50_000.0, 10_000.0));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use zaqar::clock::SystemClock;
-use zaqar::config::{reference_markdown, Config, LogFormat, Origin, RawConfig};
+use zaqar::config::{reference_document, reference_markdown, Config, LogFormat, Origin, RawConfig};
 use zaqar::server::{shutdown_signal, App};
 
 #[derive(Parser, Debug)]
@@ -37,9 +37,12 @@ struct Args {
     /// Treat unknown options as errors instead of warnings.
     #[arg(long)]
     strict_config: bool,
-    /// Print the reference of every configuration option and exit.
+    /// Print the reference of every configuration option (docs/configuration.md) and exit.
     #[arg(long)]
     print_config_reference: bool,
+    /// Load and validate the configuration, print its warnings, and exit (0 when valid).
+    #[arg(long)]
+    check_config: bool,
 }
 
 fn long_help() -> String {
@@ -96,21 +99,44 @@ fn load(args: &Args) -> Result<(Config, Vec<String>), String> {
     Ok((config, warnings))
 }
 
-fn init_logging(config: &Config) {
+/// Logs (text or JSON, filtered by `ZAQAR_LOG` or `debug`) and, in builds with the `otel`
+/// feature, span export (`[opentelemetry]`), which has its own filter (info and above).
+fn init_logging(config: &Config) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let default = if config.debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_env("ZAQAR_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},hyper=warn,h2=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    let fmt = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+    };
+    let logs = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    #[cfg(feature = "otel")]
+    {
+        let spans = zaqar::metrics::otel::layer(&config.otel)?
+            .map(|l| l.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+        logs.with(spans).init();
     }
+    #[cfg(not(feature = "otel"))]
+    {
+        if config.otel.enabled {
+            return Err(
+                "[opentelemetry] enabled = true, but this build has no OpenTelemetry \
+                        support (build with --features otel)"
+                    .into(),
+            );
+        }
+        logs.init();
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_config_reference {
-        print!("{}", reference_markdown());
+        print!("{}", reference_document());
         return ExitCode::SUCCESS;
     }
     let (config, warnings) = match load(&args) {
@@ -120,7 +146,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    if args.check_config {
+        for w in &warnings {
+            eprintln!("zaqar-server: warning: {w}");
+        }
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = init_logging(&config) {
+        eprintln!("zaqar-server: configuration error: {e}");
+        return ExitCode::from(2);
+    }
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -144,6 +180,8 @@ fn main() -> ExitCode {
         );
         app.serve(listener, shutdown_signal()).await
     });
+    #[cfg(feature = "otel")]
+    zaqar::metrics::otel::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

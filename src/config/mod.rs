@@ -209,7 +209,7 @@ pub struct CorsConfig {
 }
 
 /// A secret value: never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(pub String);
 
 impl fmt::Debug for Secret {
@@ -241,10 +241,34 @@ pub struct WebSocketConfig {
     pub ping_interval_secs: u64,
     /// 0: no idle timeout.
     pub idle_timeout_secs: u64,
+    /// This node's notification listener (empty bind: the WebSocket bind address).
+    pub notification_bind: String,
+    pub notification_port: u16,
     /// Whether failing to listen is fatal: the operator chose this transport (`[drivers]
     /// transport = websocket`) or its address. With everything at its defaults, a busy port
     /// 9000 (e.g. a second server on the host) only disables the WebSocket listener.
     pub required: bool,
+}
+
+/// The admin listener (`[admin]`): metrics, liveness and readiness.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub bind: String,
+    /// 0: no admin listener.
+    pub port: u16,
+    /// Queues and projects exported as depth gauges (0: none).
+    pub queue_depth_top: usize,
+    pub queue_depth_interval_secs: u64,
+    /// Serve the web console (and the v2 API beside it) on the admin listener.
+    pub console: bool,
+}
+
+/// Trace export (`[opentelemetry]`; effective only in builds with the `otel` feature).
+#[derive(Debug, Clone)]
+pub struct OtelConfig {
+    pub enabled: bool,
+    pub endpoint: String,
+    pub service_name: String,
 }
 
 /// Settings of the Redis store (`[drivers:message_store:redis]`; the URI is
@@ -300,6 +324,8 @@ pub struct Config {
     pub signed_url_key: Option<Secret>,
     /// `[quotas]`.
     pub quotas: QuotaConfig,
+    /// `[notification]`.
+    pub notification: crate::service::notifier::NotifierConfig,
     /// `[cors]`.
     pub cors: CorsConfig,
     pub message_store: String,
@@ -326,6 +352,10 @@ pub struct Config {
     pub limits: Limits,
     pub embedded: EmbeddedStoreConfig,
     pub message_pipeline: Vec<String>,
+    /// `[admin]`.
+    pub admin: AdminConfig,
+    /// `[opentelemetry]`.
+    pub otel: OtelConfig,
 }
 
 /// A non-fatal remark produced while loading configuration.
@@ -422,6 +452,108 @@ impl<'a> Resolver<'a> {
             ))
         }
     }
+}
+
+/// An oslo `DictOpt` value (`key:value,key:value`); a piece without `:` continues the previous
+/// value (so values may contain commas).
+fn parse_dict(text: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for piece in text.split(',') {
+        match piece.split_once(':') {
+            Some((k, v)) if !k.trim().contains(' ') && !k.trim().is_empty() => {
+                let k = k.trim().to_string();
+                out.insert(k.clone(), v.trim().to_string());
+                last = Some(k);
+            }
+            _ => {
+                if let Some(k) = &last {
+                    let v = out.get_mut(k).expect("inserted");
+                    v.push(',');
+                    v.push_str(piece);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn template(
+    r: &Resolver<'_>,
+    name: &str,
+    default: (&str, &str, &str),
+) -> crate::service::notifier::EmailTemplate {
+    let d = parse_dict(&r.string("notification", name));
+    crate::service::notifier::EmailTemplate {
+        topic: d
+            .get("topic")
+            .cloned()
+            .unwrap_or_else(|| default.0.to_string()),
+        body: d
+            .get("body")
+            .cloned()
+            .unwrap_or_else(|| default.1.to_string()),
+        sender: d
+            .get("sender")
+            .cloned()
+            .unwrap_or_else(|| default.2.to_string()),
+    }
+}
+
+fn notification_config(
+    r: &Resolver<'_>,
+) -> Result<crate::service::notifier::NotifierConfig, ConfigError> {
+    use crate::service::notifier::{NotifierConfig, SmtpMode, SmtpTls};
+    const N: &str = "notification";
+    const SENDER: &str = "Zaqar Notifications <no-reply@openstack.org>";
+    let smtp_mode = match r
+        .choice(N, "smtp_mode", &["third_part", "self_local"])?
+        .as_str()
+    {
+        "self_local" => SmtpMode::Smtp,
+        _ => SmtpMode::Command,
+    };
+    let smtp_tls = match r
+        .choice(N, "smtp_tls", &["tls", "starttls", "none"])?
+        .as_str()
+    {
+        "starttls" => SmtpTls::StartTls,
+        "none" => SmtpTls::None,
+        _ => SmtpTls::Implicit,
+    };
+    let non_empty = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    Ok(NotifierConfig {
+        require_confirmation: r.bool(N, "require_confirmation")?,
+        max_workers: r.int(N, "max_notifier_workers", 1, 10_000)? as usize,
+        webhook_timeout_secs: r.int(N, "webhook_timeout", 1, 600)? as u64,
+        smtp_mode,
+        smtp_command: r.string(N, "smtp_command"),
+        smtp_host: r.string(N, "smtp_host"),
+        smtp_port: r.int(N, "smtp_port", 1, 65535)? as u16,
+        smtp_tls,
+        smtp_user: r.string(N, "smtp_user_name"),
+        smtp_password: Secret(r.string(N, "smtp_user_password")),
+        external_confirmation_url: non_empty(r.string(N, "external_confirmation_url")),
+        public_url: non_empty(r.string(N, "public_url")),
+        confirmation_template: template(
+            r,
+            "subscription_confirmation_email_template",
+            (
+                "Zaqar Notification - Subscription Confirmation",
+                "You have chosen to subscribe to the queue: {0}. This queue belongs to project: {1}. To confirm this subscription, click or visit this link below: {2}",
+                SENDER,
+            ),
+        ),
+        unsubscribe_template: template(
+            r,
+            "unsubscribe_confirmation_email_template",
+            (
+                "Zaqar Notification - Unsubscribe Confirmation",
+                "You have unsubscribed successfully to the queue: {0}. This queue belongs to project: {1}. To resubscribe this subscription, click or visit this link below: {2}",
+                SENDER,
+            ),
+        ),
+    })
 }
 
 /// oslo.config's boolean spellings.
@@ -551,6 +683,7 @@ impl Config {
             debug: r.bool(D, "debug")?,
             log_format,
             max_wait: r.int(T, "max_wait", 0, 3600)?,
+            notification: notification_config(&r)?,
             quotas: QuotaConfig {
                 max_queues_per_project: r.int("quotas", "max_queues_per_project", 0, i64::MAX)?
                     as u64,
@@ -632,6 +765,8 @@ impl Config {
                 send_timeout_secs: r.int(WS, "send_timeout", 1, 3600)? as u64,
                 ping_interval_secs: r.int(WS, "ping_interval", 0, 86_400)? as u64,
                 idle_timeout_secs: r.int(WS, "idle_timeout", 0, 86_400)? as u64,
+                notification_bind: r.string(WS, "notification-bind"),
+                notification_port: r.int(WS, "notification-port", 0, 65535)? as u16,
                 required: ws_required,
             },
             limits,
@@ -642,6 +777,19 @@ impl Config {
                 gc_interval_secs: r.int(E, "gc_interval", 1, 86_400)? as u64,
             },
             message_pipeline: r.list("storage", "message_pipeline"),
+            admin: AdminConfig {
+                bind: r.string("admin", "bind"),
+                port: r.int("admin", "port", 0, 65535)? as u16,
+                queue_depth_top: r.int("admin", "queue_depth_top", 0, 1000)? as usize,
+                queue_depth_interval_secs: r.int("admin", "queue_depth_interval", 1, 86_400)?
+                    as u64,
+                console: r.bool("admin", "console")?,
+            },
+            otel: OtelConfig {
+                enabled: r.bool("opentelemetry", "enabled")?,
+                endpoint: r.string("opentelemetry", "endpoint"),
+                service_name: r.string("opentelemetry", "service_name"),
+            },
         };
         let ws = &config.websocket;
         if ws.ping_interval_secs > 0
@@ -714,6 +862,59 @@ pub fn reference_markdown() -> String {
         out.push_str(&format!(
             "  {:<34} default {:<24} {}\n",
             spec.name, default, spec.help
+        ));
+    }
+    out
+}
+
+/// `docs/configuration.md`: every option of the registry as Markdown tables, one per section.
+/// Printed by `zaqar-server --print-config-reference`; `tests/docs.rs` checks that the file in
+/// the repository equals it.
+pub fn reference_document() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from the option registry (src/config/options.rs) by\n     \
+         `cargo run --bin zaqar-server -- --print-config-reference > docs/configuration.md`.\n     \
+         Do not edit by hand: tests/docs.rs fails when this file and the registry differ. -->\n\n\
+         `zaqar-server` reads Zaqar's `zaqar.conf` INI layout. Precedence, last wins: defaults <\n\
+         `--config-file` (in the order given) < `ZAQAR_<SECTION>__<OPTION>` environment variables\n\
+         (section with `_` for `:` and `-`, e.g. `ZAQAR_DRIVERS_TRANSPORT_WSGI__PORT=9999`) <\n\
+         command-line flags (`--bind`, `--port`, `--data-dir`, `--set SECTION.OPTION=VALUE`).\n\
+         An invalid value stops start-up with a message naming the option and where the value came\n\
+         from. An option that is not listed here is ignored with a warning, or refused with\n\
+         `--strict-config`. Booleans accept oslo.config's spellings (`true`/`false`, `1`/`0`,\n\
+         `yes`/`no`, `on`/`off`). Options marked *accepted* are recognised for compatibility with\n\
+         Zaqar and have no effect. Values described as secret are never logged.\n",
+    );
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut section = "";
+    for spec in OPTIONS {
+        if spec.section != section {
+            section = spec.section;
+            out.push_str(&format!(
+                "\n## [{section}]\n\nEnvironment: `ZAQAR_{}__<OPTION>`\n\n\
+                 | Option | Type | Default | Description |\n|---|---|---|---|\n",
+                env_section(section)
+            ));
+        }
+        let kind = match spec.kind {
+            OptKind::Bool => "bool",
+            OptKind::Int => "integer",
+            OptKind::Str => "string",
+            OptKind::List => "list",
+            OptKind::Choice => "choice",
+            OptKind::Accepted => "accepted",
+        };
+        let default = if spec.default.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", spec.default)
+        };
+        out.push_str(&format!(
+            "| `{}` | {kind} | {} | {} |\n",
+            spec.name,
+            cell(&default),
+            cell(spec.help)
         ));
     }
     out

@@ -258,16 +258,16 @@ pub static OPTIONS: &[OptSpec] = &[
     opt(
         WS,
         "notification-bind",
-        Accepted,
+        Str,
         "",
-        "Accepted for compatibility (Zaqar's internal notification listener).",
+        "Address of this node's notification listener, through which subscribed WebSocket connections receive notifications from any node (default: the WebSocket bind address).",
     ),
     opt(
         WS,
         "notification-port",
-        Accepted,
-        "",
-        "Accepted for compatibility (Zaqar's internal notification listener).",
+        Int,
+        "0",
+        "Port of the notification listener (0: any free port).",
     ),
     opt(
         WS,
@@ -532,6 +532,21 @@ pub static OPTIONS: &[OptSpec] = &[
     opt("keystone_authtoken", "http_connect_timeout", Int, "5", "Seconds allowed for each call to Keystone."),
     // [oslo_policy]
     opt("oslo_policy", "policy_file", Str, "", "JSON or YAML file overriding policy rules (see docs/security.md)."),
+    // [notification]
+    opt("notification", "require_confirmation", Bool, "false", "Only confirmed subscriptions are notified; creating one sends a confirmation (needs [signed_url] secret_key)."),
+    opt("notification", "max_notifier_workers", Int, "10", "Most notification deliveries in flight at once."),
+    opt("notification", "webhook_timeout", Int, "10", "Seconds allowed for one webhook or SMTP delivery attempt."),
+    opt("notification", "smtp_mode", Choice, "third_part", "third_part: pipe e-mails to smtp_command; self_local: speak SMTP to smtp_host."),
+    opt("notification", "smtp_command", Str, "/usr/sbin/sendmail -t -oi", "Command (split on spaces) receiving each e-mail on stdin."),
+    opt("notification", "smtp_host", Str, "", "SMTP server (self_local)."),
+    opt("notification", "smtp_port", Int, "465", "SMTP port (self_local)."),
+    opt("notification", "smtp_tls", Choice, "tls", "SMTP security: tls (implicit), starttls or none."),
+    opt("notification", "smtp_user_name", Str, "", "SMTP login (empty: none)."),
+    opt("notification", "smtp_user_password", Str, "", "SMTP password. Secret."),
+    opt("notification", "external_confirmation_url", Str, "", "Base URL put in confirmation e-mails (required for mailto confirmations)."),
+    opt("notification", "public_url", Str, "", "Public base URL of this API, put in confirmation messages as WSGISubscribeURL."),
+    opt("notification", "subscription_confirmation_email_template", Str, "", "topic:...,body:...,sender:... ({0} source, {1} project, {2} link); empty: Zaqar's default."),
+    opt("notification", "unsubscribe_confirmation_email_template", Str, "", "Same, for unsubscribe confirmations."),
     // [quotas]
     opt("quotas", "max_queues_per_project", Int, "0", "Most queues a project may have (0: unlimited); beyond it, 403."),
     opt("quotas", "requests_per_second", Int, "0", "Requests per second allowed to each project (0: unlimited); beyond it, 429 with Retry-After."),
@@ -585,4 +600,14 @@ pub static OPTIONS: &[OptSpec] = &[
         "",
         "Accepted for compatibility.",
     ),
+    // [admin]: the admin listener (metrics, liveness, readiness); not part of Zaqar.
+    opt("admin", "bind", Str, "127.0.0.1", "Address of the admin listener (GET /metrics, /healthz, /readyz). Keep it private: it is not authenticated."),
+    opt("admin", "port", Int, "0", "Port of the admin listener (0: no admin listener)."),
+    opt("admin", "queue_depth_top", Int, "20", "Queues (and projects) with the most messages exported as depth gauges; 0: no depth gauges."),
+    opt("admin", "queue_depth_interval", Int, "30", "Seconds between samples of the depth of recently used queues (at most 1000 queues)."),
+    opt("admin", "console", Bool, "false", "Serve the web console (/console) on the admin listener, with the v2 API (authenticated as on the API port) beside it."),
+    // [opentelemetry]: trace export (needs a build with the `otel` cargo feature).
+    opt("opentelemetry", "enabled", Bool, "false", "Export request spans with OTLP/HTTP (builds without the otel feature refuse to start when true)."),
+    opt("opentelemetry", "endpoint", Str, "http://127.0.0.1:4318/v1/traces", "OTLP/HTTP (protobuf) traces endpoint."),
+    opt("opentelemetry", "service_name", Str, "zaqar", "service.name resource attribute of exported spans."),
 ];

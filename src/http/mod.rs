@@ -3,8 +3,8 @@
 
 mod error;
 mod handlers;
-mod query;
-mod wire;
+pub mod query;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::service::{validate, Service};
 
 pub use error::PATCH_MEDIA_TYPE;
+pub use wire::subscription as subscription_view;
 
 /// Shared state of every handler.
 pub struct AppState {
@@ -104,34 +105,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2", get(home))
         .route("/v2/", get(home))
         .route("/v2/ping", get(ping).head(ping_head))
-        .route("/v2/queues", get(list_queues))
-        .route(
-            "/v2/queues/{queue}",
-            put(create_queue)
-                .get(get_queue)
-                .patch(patch_queue)
-                .delete(delete_queue)
-                .head(head_queue),
-        )
-        .route("/v2/queues/{queue}/stats", get(queue_stats))
-        .route("/v2/queues/{queue}/purge", post(purge_queue))
-        .route("/v2/queues/{queue}/share", post(share_queue))
-        .route("/v2/queues/{queue}/x-redrive", post(redrive))
-        .route(
-            "/v2/queues/{queue}/messages",
-            post(post_messages)
-                .get(get_messages)
-                .delete(delete_messages),
-        )
-        .route(
-            "/v2/queues/{queue}/messages/{message_id}",
-            get(get_message).delete(delete_message),
-        )
         .route("/v2/queues/{queue}/claims", post(create_claim))
         .route(
             "/v2/queues/{queue}/claims/{claim_id}",
             get(get_claim).patch(update_claim).delete(delete_claim),
-        );
+        )
+        .route("/v2/queues/{queue}/share", post(share_queue))
+        .route("/v2/queues/{queue}/x-redrive", post(redrive));
+    v2 = sources::<Queues>(v2, "/v2/queues", "{queue}");
+    v2 = sources::<Topics>(v2, "/v2/topics", "{topic}");
     if state.admin_mode {
         v2 = v2.route("/v2/health", get(health));
     }
@@ -151,6 +133,51 @@ pub fn router(state: Arc<AppState>) -> Router {
     };
     app.layer(middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// The routes queues and topics share (spec §3.7).
+fn sources<K: handlers::Kind>(
+    r: Router<Arc<AppState>>,
+    base: &str,
+    param: &str,
+) -> Router<Arc<AppState>> {
+    use handlers::*;
+    let item = format!("{base}/{param}");
+    r.route(base, get(list_queues::<K>))
+        .route(
+            &item,
+            put(create_queue::<K>)
+                .get(get_queue::<K>)
+                .patch(patch_queue::<K>)
+                .delete(delete_queue::<K>)
+                .head(head_queue::<K>),
+        )
+        .route(&format!("{item}/stats"), get(queue_stats::<K>))
+        .route(&format!("{item}/purge"), post(purge_queue::<K>))
+        .route(
+            &format!("{item}/messages"),
+            post(post_messages::<K>)
+                .get(get_messages::<K>)
+                .delete(delete_messages::<K>),
+        )
+        .route(
+            &format!("{item}/messages/{{message_id}}"),
+            get(get_message::<K>).delete(delete_message::<K>),
+        )
+        .route(
+            &format!("{item}/subscriptions"),
+            get(list_subscriptions::<K>).post(create_subscription::<K>),
+        )
+        .route(
+            &format!("{item}/subscriptions/{{subscription_id}}"),
+            get(get_subscription::<K>)
+                .patch(update_subscription::<K>)
+                .delete(delete_subscription::<K>),
+        )
+        .route(
+            &format!("{item}/subscriptions/{{subscription_id}}/confirm"),
+            put(confirm_subscription::<K>),
+        )
 }
 
 async fn not_found() -> Response {
@@ -175,11 +202,27 @@ async fn request_context(req: Request, next: Next) -> Response {
         route = %route,
         request_id = %request_id,
         project = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
     );
+    #[cfg(feature = "otel")]
+    if crate::metrics::otel::enabled() {
+        span.record("otel.name", format!("{} {route}", req.method()));
+        span.record("otel.kind", "server");
+        crate::metrics::otel::set_parent(&span, req.headers());
+    }
     let start = Instant::now();
+    let method = req.method().clone();
+    let in_flight = crate::metrics::http_in_flight();
     let mut resp = next.run(req).instrument(span.clone()).await;
+    drop(in_flight);
     let status = resp.status().as_u16();
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed();
+    crate::metrics::http_request(method.as_str(), &route, status, elapsed);
+    if status == 503 {
+        crate::metrics::backend_error(action(&route, &method).unwrap_or(&route));
+    }
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(parent: &span, status, latency_ms, "request completed");
     } else {
@@ -341,6 +384,28 @@ fn action(route: &str, method: &Method) -> Option<&'static str> {
         ("/queues/{queue}/claims/{claim_id}", "GET") => "claims:get",
         ("/queues/{queue}/claims/{claim_id}", "PATCH") => "claims:update",
         ("/queues/{queue}/claims/{claim_id}", "DELETE") => "claims:delete",
+        (r, m) if r.contains("/subscriptions") => {
+            match (r.ends_with("/confirm"), r.ends_with("}"), m) {
+                (true, _, _) => "subscription:confirm",
+                (false, false, "GET") => "subscription:get_all",
+                (false, false, _) => "subscription:create",
+                (false, true, "GET") => "subscription:get",
+                (false, true, "PATCH") => "subscription:update",
+                (false, true, _) => "subscription:delete",
+            }
+        }
+        ("/topics", "GET") => "topics:get_all",
+        ("/topics/{topic}", "PUT") => "topics:create",
+        ("/topics/{topic}", "GET" | "HEAD") => "topics:get",
+        ("/topics/{topic}", "PATCH") => "topics:update",
+        ("/topics/{topic}", "DELETE") => "topics:delete",
+        ("/topics/{topic}/stats", _) => "topics:stats",
+        ("/topics/{topic}/purge", _) => "topics:purge",
+        ("/topics/{topic}/messages", "POST") => "messages:create",
+        ("/topics/{topic}/messages", "GET") => "messages:get_all",
+        ("/topics/{topic}/messages", "DELETE") => "messages:delete_all",
+        ("/topics/{topic}/messages/{message_id}", "GET") => "messages:get",
+        ("/topics/{topic}/messages/{message_id}", "DELETE") => "messages:delete",
         _ => return None,
     })
 }
@@ -389,9 +454,18 @@ type PathParams = Result<Path<HashMap<String, String>>, PathRejection>;
 /// Parameters that are not UTF-8 once percent-decoded get a JSON error too.
 fn check_path(params: &PathParams) -> Result<(), Error> {
     match params {
-        Ok(Path(params)) => params
-            .get("queue")
-            .map_or(Ok(()), |name| validate::queue_name(name)),
+        Ok(Path(params)) => {
+            if let Some(name) = params.get("queue") {
+                validate::queue_name(name)?;
+            }
+            match params.get("topic") {
+                Some(name) if validate::queue_name(name).is_err() => Err(Error::bad_request(
+                    "Invalid topic identification",
+                    "The format of the submitted topic name or project id is not valid.",
+                )),
+                _ => Ok(()),
+            }
+        }
         Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
             // Not UTF-8, hence not a valid name: the same error as any other invalid name.
             ErrorKind::InvalidUtf8InPathParam { key } if key == "queue" => validate::queue_name(""),

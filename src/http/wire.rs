@@ -22,10 +22,11 @@ pub fn next_links(href: Option<String>) -> Vec<Link> {
         .unwrap_or_default()
 }
 
-pub fn message_href(queue: &str, id: &str, claim: Option<&str>) -> String {
+/// `base` is the collection item path (`/v2/queues/q` or `/v2/topics/t`).
+pub fn message_href(base: &str, id: &str, claim: Option<&str>) -> String {
     match claim {
-        Some(c) => format!("/v2/queues/{queue}/messages/{id}?claim_id={c}"),
-        None => format!("/v2/queues/{queue}/messages/{id}"),
+        Some(c) => format!("{base}/messages/{id}?claim_id={c}"),
+        None => format!("{base}/messages/{id}"),
     }
 }
 
@@ -43,9 +44,14 @@ pub struct MessageView<'a> {
 
 impl<'a> MessageView<'a> {
     pub fn new(queue: &str, m: &'a Message, now: Millis) -> Self {
+        Self::under(&format!("/v2/queues/{queue}"), m, now)
+    }
+
+    /// A message of the queue or topic at `base`.
+    pub fn under(base: &str, m: &'a Message, now: Millis) -> Self {
         MessageView {
             id: &m.id,
-            href: message_href(queue, &m.id, m.active_claim(now)),
+            href: message_href(base, &m.id, m.active_claim(now)),
             ttl: m.ttl,
             age: age_secs(m.created, now),
             body: &m.body,
@@ -133,9 +139,13 @@ pub struct StatsView {
 
 impl StatsView {
     pub fn new(queue: &str, s: &QueueStats, now: Millis) -> Self {
+        Self::under(&format!("/v2/queues/{queue}"), s, now)
+    }
+
+    pub fn under(base: &str, s: &QueueStats, now: Millis) -> Self {
         let stamp = |st: &crate::model::MessageStamp| StampView {
             id: st.id.clone(),
-            href: message_href(queue, &st.id, None),
+            href: message_href(base, &st.id, None),
             age: age_secs(st.created, now),
             created: format_iso_z(st.created),
         };
@@ -150,4 +160,19 @@ impl StatsView {
             },
         }
     }
+}
+
+/// A subscription (spec §3.6), plus our delivery counters and the webhook signing secret.
+pub fn subscription(s: &crate::model::Subscription, now: Millis) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id,
+        "source": s.source,
+        "subscriber": s.subscriber,
+        "ttl": s.ttl,
+        "age": age_secs(s.created, now),
+        "options": s.options,
+        "confirmed": s.confirmed,
+        "signing_secret": s.secret,
+        "delivery": {"delivered": s.delivered, "failed": s.failed, "last_error": s.last_error},
+    })
 }

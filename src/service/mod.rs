@@ -4,8 +4,11 @@
 
 pub mod checksum;
 pub mod crypto;
+pub mod filter;
+pub mod notifier;
 pub mod patch;
 pub mod quota;
+pub mod subscriptions;
 pub mod validate;
 pub mod waiters;
 
@@ -110,6 +113,8 @@ pub struct ServiceOptions {
     pub policy: crate::auth::policy::Policy,
     /// Per-project limits (queues, request rate).
     pub quotas: Arc<quota::Quotas>,
+    /// Notification delivery (`[notification]`).
+    pub notification: notifier::NotifierConfig,
 }
 
 /// A pre-signed URL grant (`POST .../share`).
@@ -138,6 +143,7 @@ pub struct Service {
     clock: SharedClock,
     options: ServiceOptions,
     hub: Arc<waiters::Hub>,
+    notifier: Arc<notifier::Notifier>,
 }
 
 /// Parameters of `POST .../redrive`.
@@ -157,22 +163,49 @@ fn claim_body_field(body: &Map<String, Value>, name: &str, default: i64) -> Resu
 
 impl Service {
     pub fn new(limits: Limits, store: Arc<dyn DataStore>, clock: SharedClock) -> Self {
+        let options = ServiceOptions {
+            max_wait: 20,
+            notification: notifier::NotifierConfig {
+                max_workers: 10,
+                webhook_timeout_secs: 10,
+                smtp_command: "/usr/sbin/sendmail -t -oi".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let notifier = Self::build_notifier(&store, &options);
         Self {
             limits,
             store,
             clock,
-            options: ServiceOptions {
-                max_wait: 20,
-                ..Default::default()
-            },
+            options,
             hub: waiters::Hub::new(),
+            notifier,
         }
+    }
+
+    fn build_notifier(
+        store: &Arc<dyn DataStore>,
+        options: &ServiceOptions,
+    ) -> Arc<notifier::Notifier> {
+        Arc::new(notifier::Notifier::new(
+            store.clone(),
+            options.encryptor.clone(),
+            options.signing_key.clone(),
+            options.notification.clone(),
+        ))
     }
 
     /// Sets the message-lifecycle options.
     pub fn with_options(mut self, options: ServiceOptions) -> Self {
+        self.notifier = Self::build_notifier(&self.store, &options);
         self.options = options;
         self
+    }
+
+    /// Notification delivery: its worker is started with [`notifier::Notifier::start`].
+    pub fn notifier(&self) -> &Arc<notifier::Notifier> {
+        &self.notifier
     }
 
     /// The long-polling hub (drivers shared by several nodes feed it remote events).
@@ -691,6 +724,7 @@ impl Service {
     pub async fn purge_queue(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<()> {
         let q = ctx.queue(name)?;
         let mut messages = true;
+        let mut subscriptions = true;
         if !body.iter().all(u8::is_ascii_whitespace) {
             let doc = parse_object(body)?;
             let Some(types) = doc.get("resource_types") else {
@@ -704,10 +738,11 @@ impl Service {
                 ));
             };
             messages = false;
+            subscriptions = false;
             for t in types {
                 match t.as_str() {
                     Some("messages") => messages = true,
-                    Some("subscriptions") => {}
+                    Some("subscriptions") => subscriptions = true,
                     _ => {
                         return Err(Error::invalid(
                             "Resource types must be a sub set of {'messages', 'subscriptions'}.",
@@ -719,13 +754,19 @@ impl Service {
         if messages {
             self.store.purge_messages(q).await?;
         }
+        if subscriptions {
+            if let Some(subs) = self.store.subscriptions() {
+                subs.purge_subscriptions(q.project, q.name).await?;
+            }
+        }
         Ok(())
     }
 
     // ----- messages ---------------------------------------------------------------------
 
-    /// Parses and validates a message POST body against the queue's settings.
-    fn parse_new_messages(
+    /// Parses and validates a message POST body against the queue's settings. Public for the
+    /// micro-benchmarks and the fuzz targets; transports call [`Service::post_messages`].
+    pub fn parse_new_messages(
         &self,
         project: &str,
         body: &[u8],
@@ -867,6 +908,7 @@ impl Service {
         let messages = self.parse_new_messages(q.project, body, &meta)?;
         let ids = self.store.post_messages(q, ctx.client_id, messages).await?;
         self.hub.notify(q.project, q.name);
+        crate::metrics::messages_posted(q.project, q.name, ids.len());
         Ok(ids)
     }
 
@@ -1034,6 +1076,7 @@ impl Service {
                 )));
             }
             let mut popped = self.store.pop_messages(q, n as usize).await?;
+            crate::metrics::messages_deleted(popped.len());
             self.reveal(q.project, &mut popped)?;
             return Ok(Some(popped));
         }
@@ -1052,6 +1095,7 @@ impl Service {
             None
         };
         self.store.delete_messages(q, &ids, claim_ids).await?;
+        crate::metrics::messages_deleted(ids.len());
         Ok(None)
     }
 
@@ -1063,7 +1107,9 @@ impl Service {
         claim_id: Option<&str>,
     ) -> Result<()> {
         let q = ctx.queue(name)?;
-        self.store.delete_message(q, id, claim_id).await
+        self.store.delete_message(q, id, claim_id).await?;
+        crate::metrics::messages_deleted(1);
+        Ok(())
     }
 
     // ----- claims -----------------------------------------------------------------------
@@ -1143,6 +1189,7 @@ impl Service {
             .long_poll(q, wait, attempt, |c: &Option<Claim>| c.is_none())
             .await?;
         if let Some(c) = claim.as_mut() {
+            crate::metrics::messages_claimed(q.project, q.name, c.messages.len());
             self.reveal(q.project, &mut c.messages)?;
         }
         Ok(claim)

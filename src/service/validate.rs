@@ -103,9 +103,28 @@ struct Scan {
     too_deep: bool,
     /// An integer literal lies outside the signed 64-bit range.
     oversized_integer: bool,
+    /// A number with a fraction or exponent is too large for a 64-bit float (e.g. `1e400`).
+    /// Kept as raw text it would be stored, then fail to decode wherever a body is parsed.
+    oversized_float: bool,
+    /// A string holds a `\uD800`-`\uDFFF` escape that is not half of a surrogate pair.
+    /// serde_json refuses it when it decodes the string, but not when it keeps the text
+    /// (`RawValue`, as message bodies are), which would store text no strict parser reads back.
+    lone_surrogate: bool,
 }
 
-/// One linear pass over the text (strings skipped), stopping at the first problem.
+/// The UTF-16 unit of a `\uXXXX` escape starting at `text[at]` (the backslash).
+fn unicode_escape(text: &[u8], at: usize) -> Option<u16> {
+    if text.get(at + 1) != Some(&b'u') {
+        return None;
+    }
+    let hex = text.get(at + 2..at + 6)?;
+    if !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+/// One linear pass over the text, stopping at the first nesting or integer problem.
 fn scan(text: &[u8], max_depth: usize) -> Scan {
     let mut out = Scan::default();
     let mut depth = 0usize;
@@ -115,13 +134,36 @@ fn scan(text: &[u8], max_depth: usize) -> Scan {
         match text[i] {
             b'"' => {
                 i += 1;
+                // A high surrogate escape waiting for its low half.
+                let mut high = false;
                 while i < n {
                     match text[i] {
-                        b'\\' => i += 2,
+                        b'\\' => match unicode_escape(text, i) {
+                            Some(0xD800..=0xDBFF) => {
+                                out.lone_surrogate |= high;
+                                high = true;
+                                i += 6;
+                            }
+                            Some(0xDC00..=0xDFFF) => {
+                                out.lone_surrogate |= !high;
+                                high = false;
+                                i += 6;
+                            }
+                            _ => {
+                                out.lone_surrogate |= high;
+                                high = false;
+                                i += 2;
+                            }
+                        },
                         b'"' => break,
-                        _ => i += 1,
+                        _ => {
+                            out.lone_surrogate |= high;
+                            high = false;
+                            i += 1;
+                        }
                     }
                 }
+                out.lone_surrogate |= high;
                 i += 1;
             }
             b'[' | b'{' => {
@@ -154,6 +196,9 @@ fn scan(text: &[u8], max_depth: usize) -> Scan {
                     out.oversized_integer = true;
                     return out;
                 }
+                if !integer && tok.parse::<f64>().is_ok_and(f64::is_infinite) {
+                    out.oversized_float = true;
+                }
             }
             _ => i += 1,
         }
@@ -182,6 +227,12 @@ pub fn json_preflight(text: &[u8]) -> Result<()> {
     }
     if found.oversized_integer {
         return Err(Error::body("JSON contains integer that is too large."));
+    }
+    if found.oversized_float {
+        return Err(Error::body("JSON contains a number that is too large."));
+    }
+    if found.lone_surrogate {
+        return Err(Error::body("Request body could not be parsed."));
     }
     Ok(())
 }
@@ -531,6 +582,47 @@ mod tests {
         assert!(check(json!({"_retry_policy": {"retry_backoff_function": "cubic"}})).is_err());
         assert!(check(json!({"_retry_policy": {}})).is_ok());
         assert!(check(json!({"anything": [1, 2]})).is_ok());
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_refused() {
+        // Found by fuzzing (fuzz/regressions/message_post): message bodies are kept as raw
+        // text, which serde_json does not check for unpaired surrogates.
+        for bad in [
+            r#"{"a": "\ud800"}"#,
+            r#"{"a": "\udfff\ud800"}"#,
+            r#"{"a": "x\uDC00"}"#,
+            r#"{"a": "\ud800x"}"#,
+            r#"{"a": "\ud800\n"}"#,
+            r#"{"a": "\ud800\ud800\udc00"}"#,
+        ] {
+            let e = json_preflight(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.status(), 400, "{bad}");
+        }
+        for good in [
+            r#"{"a": "\ud83d\ude00", "b": "\u00e9\\ud800"}"#,
+            r#"{"a": "ud800", "\ud800\udc00": 1}"#,
+            r#"["\uD83D\uDE00"]"#,
+        ] {
+            assert!(json_preflight(good.as_bytes()).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn floats_beyond_f64_are_refused() {
+        // Found by fuzzing (fuzz/regressions/message_post): serde_json keeps `1e400` as raw
+        // text but cannot decode it, so the WebSocket transport showed such a body as null.
+        for bad in [r#"{"a": 1e400}"#, r#"[-1.5E+309]"#, r#"[1000.0e306]"#] {
+            let e = json_preflight(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.status(), 400, "{bad}");
+        }
+        for good in [
+            r#"{"a": 1e-400}"#,
+            r#"[1.7976931348623157e308]"#,
+            r#"["1e400"]"#,
+        ] {
+            assert!(json_preflight(good.as_bytes()).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -56,8 +56,9 @@ use async_trait::async_trait;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::model::{
-    Claim, ClaimParams, ListQuery, Message, Metadata, NewMessage, QueueFilter, QueueInfo, QueueRef,
-    QueueStats, RedriveOutcome,
+    Claim, ClaimParams, DeliveryOutcome, ListQuery, Message, Metadata, NewMessage, NewSubscription,
+    PendingNotification, QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
+    Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
 
 #[async_trait]
@@ -179,6 +180,87 @@ pub trait ClaimStore: Send + Sync {
     async fn release_claim(&self, q: QueueRef<'_>, claim_id: &str) -> Result<()>;
 }
 
+/// Subscriptions and the durable outbox of notifications (spec §1.9, §6).
+///
+/// Contract for implementors:
+/// - Subscriptions are scoped by (project, source); the subscriber URI is unique within a
+///   source. Expired subscriptions are invisible everywhere.
+/// - `MessageStore::post_messages` writes, in the same atomic step as the messages, one pending
+///   notification batch for the source when it has unexpired subscriptions, listing them as
+///   pending. So a crash can never lose a notification of an acknowledged message.
+/// - Batches are leased: a leased batch is not handed out again until its lease lapses, so
+///   several nodes can run delivery workers and each subscriber gets each batch from one worker
+///   at a time (at least once overall, across crashes).
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    async fn create_subscription(
+        &self,
+        project: &str,
+        source: &str,
+        sub: NewSubscription,
+    ) -> Result<SubscriptionCreated>;
+
+    /// Subscriptions of a source with ids strictly after `marker`, in id (creation) order.
+    async fn list_subscriptions(
+        &self,
+        project: &str,
+        source: &str,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>>;
+
+    async fn get_subscription(
+        &self,
+        project: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<Subscription>>;
+
+    /// `NotFound` if missing; `Conflict` if the new subscriber belongs to another subscription.
+    /// A new `ttl` restarts the expiry from now; `options` replaces the whole object.
+    async fn update_subscription(
+        &self,
+        project: &str,
+        source: &str,
+        id: &str,
+        update: SubscriptionUpdate,
+    ) -> Result<()>;
+
+    async fn delete_subscription(&self, project: &str, source: &str, id: &str) -> Result<()>;
+
+    /// Sets `confirmed`; `false` when the subscription does not exist.
+    async fn confirm_subscription(
+        &self,
+        project: &str,
+        source: &str,
+        id: &str,
+        confirmed: bool,
+    ) -> Result<bool>;
+
+    /// Deletes every subscription of the source.
+    async fn purge_subscriptions(&self, project: &str, source: &str) -> Result<()>;
+
+    /// Leases up to `limit` pending batches, oldest first, that nobody holds (or whose lease
+    /// lapsed), for `lease_ms`. Subscriptions deleted or expired since are left out.
+    async fn lease_notifications(
+        &self,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<PendingNotification>>;
+
+    /// Extends the lease of a batch still being delivered.
+    async fn renew_notification_lease(&self, key: &str, lease_ms: i64) -> Result<()>;
+
+    /// Records that one subscriber is done with a batch (counters and last error on the
+    /// subscription); the batch disappears when no subscriber is pending.
+    async fn finish_notification(
+        &self,
+        key: &str,
+        subscription_id: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<()>;
+}
+
 /// A complete data-plane driver.
 #[async_trait]
 pub trait DataStore: QueueStore + MessageStore + ClaimStore {
@@ -190,6 +272,11 @@ pub trait DataStore: QueueStore + MessageStore + ClaimStore {
     /// PostgreSQL) also publishes those writes and calls `hub.notify(project, queue)` for
     /// writes made through other nodes. Drivers of a single process ignore it.
     fn attach_hub(&self, _hub: std::sync::Arc<crate::service::waiters::Hub>) {}
+
+    /// The driver's subscriptions and notification outbox; `None` for drivers without them yet.
+    fn subscriptions(&self) -> Option<&dyn SubscriptionStore> {
+        None
+    }
 
     /// Finishes pending writes and releases the backend. Later calls fail with `Unavailable`.
     async fn shutdown(&self);

@@ -52,10 +52,11 @@ pub(super) async fn respond(
     };
     let (authenticate, (status, body)) = match protocol::validate(&payload) {
         Err(text) => (false, protocol::protocol_error(text)),
-        Ok(req) => (
-            req.action() == "authenticate",
-            handle(state, conn, &req).await,
-        ),
+        Ok(req) => {
+            let reply = handle(state, conn, format, &req).await;
+            crate::metrics::websocket_request(req.action(), reply.0);
+            (req.action() == "authenticate", reply)
+        }
     };
     let request = if authenticate {
         // As the reference answers `authenticate`: the token is not echoed back.
@@ -70,7 +71,7 @@ pub(super) async fn respond(
     protocol::response(request, status, body)
 }
 
-async fn handle(state: &WsState, conn: &Connection, req: &Request<'_>) -> Reply {
+async fn handle(state: &WsState, conn: &Connection, format: Format, req: &Request<'_>) -> Reply {
     if req.action() == "authenticate" {
         let current = conn.auth_state();
         let (next, status, body) = auth::authenticate(&state.service, &current, req).await;
@@ -99,6 +100,12 @@ async fn handle(state: &WsState, conn: &Connection, req: &Request<'_>) -> Reply 
         });
     if let Err(e) = checked {
         return error_reply(&e);
+    }
+    if req.action().starts_with("subscription_") {
+        return match subscription_action(state, conn, format, req, &caller).await {
+            Ok(reply) => reply,
+            Err(e) => error_reply(&e),
+        };
     }
     match dispatch(state, req, &caller).await {
         Ok(reply) => reply,
@@ -172,11 +179,109 @@ fn document(req: &Request<'_>, fields: &[&str]) -> Vec<u8> {
     }
 }
 
-fn not_yet(action: &str) -> Reply {
-    (
-        501,
-        json!({ "error": format!("{action} is not available on this server yet") }),
-    )
+/// `subscription_*` (spec §4.4, §4.6). A `subscription_create` without `subscriber`
+/// subscribes this connection: notifications of the queue are pushed to it, in the frame format
+/// of that request, until it closes.
+async fn subscription_action(
+    state: &WsState,
+    conn: &Connection,
+    format: Format,
+    req: &Request<'_>,
+    caller: &Caller,
+) -> Result<Reply> {
+    use crate::service::subscriptions::{Created, SourceKind};
+    let service = &state.service;
+    let who = Who::of(state, req, caller)?;
+    let ctx = who.ctx();
+    let queue = req.req_str("queue_name");
+    let now = service.now();
+    Ok(match req.action() {
+        "subscription_create" => {
+            let created = match req.str("subscriber") {
+                Some(_) => {
+                    let body = document(req, &["subscriber", "ttl", "options"]);
+                    match service
+                        .create_subscription(ctx, SourceKind::Queue, queue, &body)
+                        .await?
+                    {
+                        Created::Created(id) => Some(id),
+                        Created::Conflict => None,
+                    }
+                }
+                None => {
+                    let uri = service.notifier().connection_uri(&conn.id).ok_or_else(|| {
+                        Error::unavailable("This node cannot push notifications to connections.")
+                    })?;
+                    let options = match req.body.get("options") {
+                        Some(Value::Object(o)) => o.clone(),
+                        _ => Default::default(),
+                    };
+                    let ttl = crate::service::subscriptions::body_ttl(req.body)?;
+                    let id = service
+                        .create_connection_subscription(
+                            ctx,
+                            SourceKind::Queue,
+                            queue,
+                            &uri,
+                            ttl,
+                            options,
+                        )
+                        .await?;
+                    conn.subscribed(
+                        state,
+                        format,
+                        super::conn::OwnSubscription {
+                            project: who.project.clone(),
+                            client_id: who.client_id.clone(),
+                            kind: SourceKind::Queue,
+                            source: queue.to_string(),
+                            id: id.clone(),
+                        },
+                    );
+                    Some(id)
+                }
+            };
+            match created {
+                Some(id) => (
+                    201,
+                    json!({"subscription_id": id, "message": format!("Subscription {queue} created.")}),
+                ),
+                None => (409, json!(format!("Subscription {queue} not created."))),
+            }
+        }
+        "subscription_list" => {
+            let subs = service
+                .list_subscriptions(
+                    ctx,
+                    SourceKind::Queue,
+                    queue,
+                    req.str("marker"),
+                    req.int("limit"),
+                )
+                .await?;
+            let items: Vec<Value> = subs.iter().map(|x| wire::subscription(x, now)).collect();
+            (200, json!({ "subscriptions": items }))
+        }
+        "subscription_get" => {
+            let id = req.req_str("subscription_id");
+            let sub = service
+                .get_subscription(ctx, SourceKind::Queue, queue, id)
+                .await?;
+            (200, wire::subscription(&sub, now))
+        }
+        "subscription_delete" => {
+            let id = req.req_str("subscription_id");
+            service
+                .delete_subscription(ctx, SourceKind::Queue, queue, id)
+                .await?;
+            conn.forget_subscription(id);
+            (204, json!(format!("Subscription {id} removed.")))
+        }
+        other => (
+            400,
+            json!({ "error": format!("{other} is not a valid action") }),
+        ),
+    })
 }
 
 async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result<Reply> {
@@ -202,9 +307,6 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
             return Ok((200, wire::health(&service.health().await?)));
         }
         _ => {}
-    }
-    if action.starts_with("subscription_") {
-        return Ok(not_yet(action));
     }
     if action.starts_with("pool_") || action.starts_with("flavor_") {
         // Pooling cannot be enabled on this server (spec §4.4: "<action> is not implemented").

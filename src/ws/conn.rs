@@ -52,6 +52,26 @@ pub(crate) struct Connection {
     auth: Mutex<AuthState>,
     /// Wakes the connection task when the authentication changed (to re-arm its expiry).
     auth_changed: Notify,
+    /// Identifies the connection in its subscriber URI.
+    pub(super) id: String,
+    /// Notifications pushed to this connection, once it subscribed (taken by its task).
+    push: Mutex<Option<tokio::sync::mpsc::Receiver<crate::service::notifier::Frame>>>,
+    /// Frame format of notifications: that of the last successful subscribing request.
+    push_format: Mutex<Format>,
+    /// Wakes the connection task when it subscribed for the first time.
+    subscribed: Notify,
+    /// Subscriptions this connection made for itself (deleted when it closes).
+    own_subscriptions: Mutex<Vec<OwnSubscription>>,
+}
+
+/// A subscription a connection made for itself.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnSubscription {
+    pub project: String,
+    pub client_id: String,
+    pub kind: crate::service::subscriptions::SourceKind,
+    pub source: String,
+    pub id: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,6 +86,27 @@ impl Connection {
     pub(super) fn set_auth_state(&self, state: AuthState) {
         *lock(&self.auth) = state;
         self.auth_changed.notify_one();
+    }
+
+    /// Records a subscription of this connection; the first one starts the push channel.
+    pub(super) fn subscribed(&self, state: &WsState, format: Format, sub: OwnSubscription) {
+        *lock(&self.push_format) = format;
+        lock(&self.own_subscriptions).push(sub);
+        let mut push = lock(&self.push);
+        if push.is_none() {
+            let capacity = (state.config.send_buffer_size / 256).clamp(16, 4096);
+            *push = Some(
+                state
+                    .service
+                    .notifier()
+                    .register_connection(&self.id, capacity),
+            );
+            self.subscribed.notify_one();
+        }
+    }
+
+    pub(super) fn forget_subscription(&self, id: &str) {
+        lock(&self.own_subscriptions).retain(|s| s.id != id);
     }
 }
 
@@ -195,13 +236,20 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Serves one upgraded connection until it closes. `_permit` is the connection's slot in
 /// `max_connections`.
 pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: OwnedSemaphorePermit) {
+    let _open = crate::metrics::websocket_connection();
     let cfg = &state.config;
     let max_in_flight = cfg.max_requests_in_flight;
     let send_timeout = Duration::from_secs(cfg.send_timeout_secs);
     let conn = Arc::new(Connection {
         auth: Mutex::new(AuthState::initial(&state.auth_strategy)),
         auth_changed: Notify::new(),
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        push: Mutex::new(None),
+        push_format: Mutex::new(Format::Json),
+        subscribed: Notify::new(),
+        own_subscriptions: Mutex::new(Vec::new()),
     });
+    let mut push_rx: Option<tokio::sync::mpsc::Receiver<crate::service::notifier::Frame>> = None;
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let mut shutdown = state.shutdown.clone();
 
@@ -250,6 +298,17 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
                 }
             }
             _ = conn.auth_changed.notified() => {}
+            _ = conn.subscribed.notified(), if push_rx.is_none() => {
+                push_rx = lock(&conn.push).take();
+            }
+            Some(frame) = async { push_rx.as_mut()?.recv().await }, if push_rx.is_some() => {
+                // A notification (spec §4.6): the bare payload, no response envelope.
+                let format = *lock(&conn.push_format);
+                let sent = tokio::time::timeout(send_timeout, socket.send(encode(format, &frame))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
             _ = stopped(&mut shutdown), if !closing => closing = true,
             _ = &mut expiry_timer, if expires.is_some() => {
                 conn.set_auth_state(AuthState::initial(&state.auth_strategy));
@@ -300,5 +359,25 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
                 break;
             }
         }
+    }
+    // The connection's own subscriptions end with it.
+    state.service.notifier().unregister_connection(&conn.id);
+    let own = std::mem::take(&mut *lock(&conn.own_subscriptions));
+    if !own.is_empty() {
+        let service = state.service.clone();
+        tokio::spawn(async move {
+            for s in own {
+                let ctx = crate::service::Ctx {
+                    project: &s.project,
+                    client_id: &s.client_id,
+                };
+                if let Err(e) = service
+                    .delete_subscription(ctx, s.kind, &s.source, &s.id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "a closed connection's subscription was not removed");
+                }
+            }
+        });
     }
 }

@@ -12,7 +12,7 @@
 mod actions;
 pub mod auth;
 mod conn;
-mod protocol;
+pub mod protocol;
 mod wire;
 
 use std::sync::Arc;
@@ -123,6 +123,47 @@ impl WebSocketServer {
         ))
     }
 
+    /// Starts this node's notification listener (spec §4.6): `POST /<connection id>` with a
+    /// notification as JSON pushes it to that connection, if it is open here. Subscriptions of
+    /// connections point at it, so deliveries made by any node reach the connection. Returns
+    /// the address it listens on.
+    pub async fn start_notification_listener(&self) -> Result<std::net::SocketAddr> {
+        let c = &self.state.config;
+        let bind = if c.notification_bind.is_empty() {
+            c.bind.as_str()
+        } else {
+            c.notification_bind.as_str()
+        };
+        let addr = format!("{bind}:{}", c.notification_port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+            Error::Unavailable(format!("cannot listen on {addr} (notifications): {e}"))
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::Unavailable(format!("notification listener: {e}")))?;
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            match local.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            }
+        };
+        self.state
+            .service
+            .notifier()
+            .set_listener_base(format!("http://{host}:{}/", local.port()));
+        let app = Router::new()
+            .route("/{conn}", axum::routing::post(push_notification))
+            .with_state(self.state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "notification listener stopped");
+            }
+        });
+        Ok(local)
+    }
+
     /// Open WebSocket connections.
     pub fn connections(&self) -> usize {
         self.state.config.max_connections - self.state.sessions.available_permits()
@@ -143,6 +184,31 @@ impl WebSocketServer {
                 "shutdown timeout reached with WebSocket connections still open"
             );
         }
+    }
+}
+
+/// `POST /<connection id>` on the notification listener.
+async fn push_notification(
+    State(state): State<Arc<WsState>>,
+    axum::extract::Path(conn): axum::extract::Path<String>,
+    body: Body,
+) -> Response {
+    let Ok(Ok(bytes)) = tokio::time::timeout(
+        Duration::from_secs(10),
+        http_body_util::Limited::new(body, 4 << 20).collect(),
+    )
+    .await
+    else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    let Ok(frame) = serde_json::from_slice::<Value>(&bytes.to_bytes()) else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    if state.service.notifier().push_local_frame(&conn, frame) {
+        axum::http::StatusCode::OK.into_response()
+    } else {
+        // The connection is not reading: let the sender retry.
+        axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
     }
 }
 

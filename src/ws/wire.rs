@@ -108,3 +108,8 @@ pub fn health(steps: &[ProbeStep]) -> Value {
         .collect();
     json!({"storage_reachable": true, "operation_status": status})
 }
+
+/// A subscription object (spec §3.6), as over HTTP.
+pub fn subscription(s: &crate::model::Subscription, now: Millis) -> Value {
+    crate::http::subscription_view(s, now)
+}

@@ -154,6 +154,20 @@ impl WsClient {
         }
     }
 
+    /// The next data frame as it came (for notifications, which have no envelope).
+    pub async fn next_message(&mut self) -> Message {
+        loop {
+            let msg = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match msg {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => return m,
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the connection to end, skipping responses.
     pub async fn ended(&mut self) -> Ended {
         loop {

@@ -1104,6 +1104,283 @@ pub async fn redrive_returns_messages_to_their_source(h: &dyn Harness) {
     assert_eq!(out.moved, 0);
 }
 
+// ----- subscriptions and the notification outbox -------------------------------------------
+
+fn new_sub(uri: &str, ttl: i64) -> zaqar::model::NewSubscription {
+    zaqar::model::NewSubscription {
+        subscriber: uri.to_string(),
+        ttl,
+        options: json!({"k": 1}).as_object().unwrap().clone(),
+        confirmed: false,
+    }
+}
+
+/// The driver's subscription store; drivers without one yet skip these cases (loudly).
+fn subs(s: &Arc<dyn DataStore>) -> Option<&dyn zaqar::storage::SubscriptionStore> {
+    let st = s.subscriptions();
+    if st.is_none() {
+        eprintln!("SKIPPED: this driver has no subscription store yet");
+    }
+    st
+}
+
+pub async fn subscriptions_crud_and_uniqueness(h: &dyn Harness) {
+    use zaqar::model::{SubscriptionCreated, SubscriptionUpdate};
+    let Env { s, clock } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    let a = match st
+        .create_subscription("p", "q", new_sub("http://a", 600))
+        .await
+        .unwrap()
+    {
+        SubscriptionCreated::New(id) => id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        st.create_subscription("p", "q", new_sub("http://a", 600))
+            .await
+            .unwrap(),
+        SubscriptionCreated::ExistingUnconfirmed(a.clone())
+    );
+    assert!(st.confirm_subscription("p", "q", &a, true).await.unwrap());
+    assert_eq!(
+        st.create_subscription("p", "q", new_sub("http://a", 600))
+            .await
+            .unwrap(),
+        SubscriptionCreated::ExistingConfirmed(a.clone())
+    );
+    // Same URI elsewhere is another subscription.
+    assert!(matches!(
+        st.create_subscription("p", "other", new_sub("http://a", 600))
+            .await
+            .unwrap(),
+        SubscriptionCreated::New(_)
+    ));
+    assert!(matches!(
+        st.create_subscription("p2", "q", new_sub("http://a", 600))
+            .await
+            .unwrap(),
+        SubscriptionCreated::New(_)
+    ));
+    let mut ids = vec![a.clone()];
+    for i in 0..4 {
+        match st
+            .create_subscription("p", "q", new_sub(&format!("http://b{i}"), 600))
+            .await
+            .unwrap()
+        {
+            SubscriptionCreated::New(id) => ids.push(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let page = st.list_subscriptions("p", "q", None, 3).await.unwrap();
+    assert_eq!(
+        page.iter().map(|x| x.id.clone()).collect::<Vec<_>>(),
+        ids[..3],
+        "creation order"
+    );
+    let rest = st
+        .list_subscriptions("p", "q", Some(&ids[2]), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|x| x.id.clone()).collect::<Vec<_>>(),
+        ids[3..]
+    );
+    let got = st.get_subscription("p", "q", &a).await.unwrap().unwrap();
+    assert_eq!(
+        (got.subscriber.as_str(), got.ttl, got.confirmed),
+        ("http://a", 600, true)
+    );
+    assert_eq!(got.options, json!({"k": 1}).as_object().unwrap().clone());
+    assert!(!got.secret.is_empty());
+    assert!(st
+        .get_subscription("p", "other-q", &a)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(st.get_subscription("p2", "q", &a).await.unwrap().is_none());
+    // Update: conflicts, ttl restart, options replace.
+    let err = st
+        .update_subscription(
+            "p",
+            "q",
+            &ids[1],
+            SubscriptionUpdate {
+                subscriber: Some("http://a".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    clock.advance_secs(500);
+    st.update_subscription(
+        "p",
+        "q",
+        &ids[1],
+        SubscriptionUpdate {
+            ttl: Some(300),
+            options: Some(Default::default()),
+            subscriber: Some("http://moved".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let moved = st
+        .get_subscription("p", "q", &ids[1])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (moved.subscriber.as_str(), moved.ttl),
+        ("http://moved", 300)
+    );
+    assert!(moved.options.is_empty());
+    // The old URI is free again.
+    assert!(matches!(
+        st.create_subscription("p", "q", new_sub("http://b0", 600))
+            .await
+            .unwrap(),
+        SubscriptionCreated::New(_)
+    ));
+    // Expiry: the others (ttl 600, 500 s ago) expire before the updated one.
+    clock.advance_secs(101);
+    assert!(st.get_subscription("p", "q", &a).await.unwrap().is_none());
+    assert!(st
+        .get_subscription("p", "q", &ids[1])
+        .await
+        .unwrap()
+        .is_some());
+    let err = st
+        .update_subscription(
+            "p",
+            "q",
+            &a,
+            SubscriptionUpdate {
+                ttl: Some(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)));
+    st.delete_subscription("p", "q", &ids[1]).await.unwrap();
+    assert!(st
+        .get_subscription("p", "q", &ids[1])
+        .await
+        .unwrap()
+        .is_none());
+    st.purge_subscriptions("p", "q").await.unwrap();
+    assert!(st
+        .list_subscriptions("p", "q", None, 20)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!st
+        .confirm_subscription("p", "q", &ids[1], true)
+        .await
+        .unwrap());
+}
+
+pub async fn posts_write_durable_notifications(h: &dyn Harness) {
+    use zaqar::model::{DeliveryOutcome, SubscriptionCreated};
+    let Env { s, clock } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    // Nothing pending without subscribers.
+    post_n(&s, q("p", "n"), 1).await;
+    assert!(st.lease_notifications(10, 60_000).await.unwrap().is_empty());
+    let SubscriptionCreated::New(s1) = st
+        .create_subscription("p", "n", new_sub("http://1", 600))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let SubscriptionCreated::New(s2) = st
+        .create_subscription("p", "n", new_sub("http://2", 600))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    st.confirm_subscription("p", "n", &s2, true).await.unwrap();
+    let ids = s
+        .post_messages(
+            q("p", "n"),
+            C1,
+            vec![msg(json!({"a": 1}), 300), msg(json!("b"), 300)],
+        )
+        .await
+        .unwrap();
+    let leased = st.lease_notifications(10, 60_000).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    let b = &leased[0];
+    assert_eq!((b.project.as_str(), b.source.as_str()), ("p", "n"));
+    assert_eq!(
+        b.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(b.messages[0].body.get(), r#"{"a":1}"#);
+    assert_eq!(b.messages[1].ttl, 300);
+    let subs_now: Vec<(String, bool)> = b
+        .subscribers
+        .iter()
+        .map(|x| (x.id.clone(), x.confirmed))
+        .collect();
+    assert_eq!(
+        subs_now,
+        vec![(s1.clone(), false), (s2.clone(), true)],
+        "confirmed as at posting"
+    );
+    // Leased: not handed out again until the lease lapses.
+    assert!(st.lease_notifications(10, 60_000).await.unwrap().is_empty());
+    st.finish_notification(&b.key, &s1, DeliveryOutcome::GaveUp("boom".into()))
+        .await
+        .unwrap();
+    clock.advance_secs(61);
+    let again = st.lease_notifications(10, 60_000).await.unwrap();
+    assert_eq!(again.len(), 1, "lapsed lease");
+    assert_eq!(again[0].subscribers.len(), 1, "only the pending subscriber");
+    assert_eq!(again[0].subscribers[0].id, s2);
+    st.renew_notification_lease(&again[0].key, 60_000)
+        .await
+        .unwrap();
+    st.finish_notification(&again[0].key, &s2, DeliveryOutcome::Delivered)
+        .await
+        .unwrap();
+    // Replays are harmless.
+    st.finish_notification(&again[0].key, &s2, DeliveryOutcome::Delivered)
+        .await
+        .unwrap();
+    clock.advance_secs(61);
+    assert!(
+        st.lease_notifications(10, 60_000).await.unwrap().is_empty(),
+        "done"
+    );
+    let one = st.get_subscription("p", "n", &s1).await.unwrap().unwrap();
+    assert_eq!(
+        (one.delivered, one.failed, one.last_error.as_deref()),
+        (0, 1, Some("boom"))
+    );
+    let two = st.get_subscription("p", "n", &s2).await.unwrap().unwrap();
+    assert_eq!((two.delivered, two.failed), (1, 0));
+    // A subscription deleted before delivery is dropped from pending batches.
+    s.post_messages(q("p", "n"), C1, vec![msg(json!(3), 300)])
+        .await
+        .unwrap();
+    st.delete_subscription("p", "n", &s1).await.unwrap();
+    let third = st.lease_notifications(10, 60_000).await.unwrap();
+    assert_eq!(
+        third[0]
+            .subscribers
+            .iter()
+            .map(|x| x.id.clone())
+            .collect::<Vec<_>>(),
+        vec![s2]
+    );
+}
+
 /// Expands to one test per conformance case for the harness expression `$h`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -1118,7 +1395,8 @@ macro_rules! conformance_tests {
             claim_expiry_and_counts, claim_extends_message_lifetime, renew_resets_and_extends,
             release_makes_messages_claimable, delayed_messages_wait, projects_are_isolated,
             stored_flags_round_trip, dead_letter_after_max_claims, dead_letter_mixed_batch_and_ttl,
-            dead_letter_keeps_remaining_life_without_ttl, redrive_returns_messages_to_their_source);
+            dead_letter_keeps_remaining_life_without_ttl, redrive_returns_messages_to_their_source,
+            subscriptions_crud_and_uniqueness, posts_write_durable_notifications);
     };
     (@cases $h:expr; $($case:ident),* $(,)?) => {
         $(

@@ -7,6 +7,7 @@
 
 mod records;
 mod shard;
+mod subs;
 
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -31,8 +32,9 @@ use crate::storage::{
 };
 
 use records::{
-    decode, encode, message_id, parse_message_id, ClaimRecord, MovedMessage, MsgRecord,
-    OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, MSGS, OUTBOX, QUEUES, XFER_DONE,
+    decode, encode, message_id, parse_message_id, ClaimRecord, MovedMessage, MsgRecord, NotifyMsg,
+    OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, MSGS, NOTIFY, OUTBOX, QUEUES, SUBS,
+    SUB_URIS, XFER_DONE,
 };
 use shard::{storage_error, Shard};
 
@@ -280,6 +282,14 @@ impl EmbeddedStore {
             txn.open_table(CLAIMS).map_err(se)?;
             txn.open_table(OUTBOX).map_err(se)?;
             txn.open_table(XFER_DONE).map_err(se)?;
+            txn.open_table(SUBS).map_err(se)?;
+            txn.open_table(SUB_URIS).map_err(se)?;
+            {
+                // Leases on notification batches belong to a process that is gone: this store
+                // is not shared, so release them all.
+                let mut notify = txn.open_table(NOTIFY).map_err(se)?;
+                subs::release_leases(&mut notify)?;
+            }
             txn.commit().map_err(se)?;
             opened.push(shard);
         }
@@ -454,6 +464,12 @@ impl EmbeddedStore {
     /// One sweep over every shard; returns how many expired entries were removed.
     pub async fn collect_garbage(&self) -> Result<usize> {
         let mut removed = 0;
+        for shard in &self.shards {
+            let clock = self.clock.clone();
+            removed += shard
+                .write(move |txn| subs::sweep_subscriptions(txn, clock.now()))
+                .await?;
+        }
         for (i, shard) in self.shards.iter().enumerate() {
             let now = self.clock.now();
             let snapshot = shard.read()?;
@@ -715,6 +731,17 @@ impl MessageStore for EmbeddedStore {
         self.shard(q)
             .write(move |txn| {
                 let now = clock.now();
+                let notified: Vec<(Vec<u8>, i64, i64, bool)> = messages
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.body.get().as_bytes().to_vec(),
+                            m.ttl,
+                            m.delay,
+                            m.encrypted,
+                        )
+                    })
+                    .collect();
                 let items = messages.into_iter().map(|m| {
                     let rec = MsgRecord {
                         suffix: 0,
@@ -731,7 +758,20 @@ impl MessageStore for EmbeddedStore {
                     };
                     (rec, m.body.get().as_bytes().to_vec())
                 });
-                append_in(txn, &p, &n, now, items)
+                let ids = append_in(txn, &p, &n, now, items)?;
+                let batch = ids
+                    .iter()
+                    .zip(notified)
+                    .map(|(id, (body, ttl, delay, encrypted))| NotifyMsg {
+                        id: id.clone(),
+                        body,
+                        ttl,
+                        delay,
+                        encrypted,
+                    })
+                    .collect();
+                subs::queue_notification(txn, &p, &n, now, batch)?;
+                Ok(ids)
             })
             .await
     }
@@ -1236,6 +1276,10 @@ impl DataStore for EmbeddedStore {
             s.read()?;
         }
         Ok(())
+    }
+
+    fn subscriptions(&self) -> Option<&dyn crate::storage::SubscriptionStore> {
+        Some(self)
     }
 
     async fn shutdown(&self) {

@@ -6,6 +6,8 @@
 //! - `messages` (project, queue, marker)  → [`MsgRecord`] (small, rewritten by claims)
 //! - `bodies`   (project, queue, marker)  → the message body as JSON text (written once)
 //! - `claims`   (project, queue, claim)   → [`ClaimRecord`]
+//! - `subscriptions` (project, source, id) → [`SubRecord`]; `subscriber_uris` for uniqueness
+//! - `notifications` seq                  → [`NotifyRecord`] (the durable notification outbox)
 //! - `outbox`   transfer id               → [`OutboxRecord`] (moves to another queue, pending)
 //! - `transfers_done` transfer id         → time applied (idempotence of replayed moves)
 //!
@@ -25,6 +27,15 @@ pub(crate) const MSGS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefiniti
 pub(crate) const BODIES: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("bodies");
 pub(crate) const CLAIMS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("claims");
+/// Subscriptions: (project, source, id) → [`SubRecord`].
+pub(crate) const SUBS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("subscriptions");
+/// Subscriber URIs, for uniqueness: (project, source, subscriber) → id.
+pub(crate) const SUB_URIS: TableDefinition<(&str, &str, &str), &str> =
+    TableDefinition::new("subscriber_uris");
+/// Pending notification batches, in posting order: seq → [`NotifyRecord`].
+pub(crate) const NOTIFY: TableDefinition<u64, &[u8]> = TableDefinition::new("notifications");
+
 /// Messages on their way to another queue (dead-lettering, redrive), keyed by transfer id.
 pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 /// Transfers already applied in this shard (transfer id → when), so a replayed transfer is not
@@ -88,6 +99,42 @@ pub(crate) struct OutboxRecord {
     pub project: String,
     pub target: String,
     pub messages: Vec<MovedMessage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SubRecord {
+    pub subscriber: String,
+    pub ttl: i64,
+    pub created: Millis,
+    pub expires: Millis,
+    /// JSON object text.
+    pub options: String,
+    pub confirmed: bool,
+    pub secret: String,
+    pub delivered: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NotifyMsg {
+    pub id: String,
+    pub body: Vec<u8>,
+    pub ttl: i64,
+    pub delay: i64,
+    pub encrypted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NotifyRecord {
+    pub project: String,
+    pub source: String,
+    pub messages: Vec<NotifyMsg>,
+    /// Subscription ids still to be served.
+    pub pending: Vec<String>,
+    /// Those of them that were not confirmed when the messages were posted.
+    pub unconfirmed: Vec<String>,
+    pub lease_until: Millis,
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {

@@ -1,0 +1,460 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the Python reference Zaqar, zaqar-server (embedded store and Redis
+# driver) and a hello-world hyper server, driven by the same zaqar-bench scenarios, runs
+# alternated between the targets; prints a ratio table and writes a JSON summary.
+#
+#   bash scripts/bench-reference.sh
+#
+# Targets (BENCH_TARGETS, any subset, in this order of alternation):
+#   reference  zaqar==23.0.1 from PyPI under gunicorn (BENCH_REF_WORKERS sync workers, default
+#              2), [drivers] message_store = redis, management_store = sqlalchemy (SQLite),
+#              pooling off, no auth; installed into $REPO/.venv-reference.
+#   embedded   zaqar-server with the embedded store (a fresh data directory).
+#   redis      zaqar-server with the Redis driver (a unique key prefix).
+#   hello      examples/hello.rs: reads the body, answers a fixed small JSON document; the
+#              ceiling for any HTTP API on this machine.
+#
+# Scenarios (BENCH_SCENARIOS): post (single-message POST), claim (claim up to 10, then
+# delete each claimed message; the queue is prefilled), list (GET messages?echo=true&limit=10
+# paging through 1,000 messages), batch (POST of 10 messages). Each is zaqar-bench with
+# BENCH_CONNECTIONS (64) connections for BENCH_DURATION (10) seconds after BENCH_WARMUP (2)
+# seconds, repeated BENCH_RUNS (3) times; in each run every scenario visits every target
+# before the next scenario starts, and the order of the targets rotates from run to run.
+# Figures are the medians over the runs.
+#
+# Redis: by default a private redis-server (no persistence) is started on a free loopback
+# port for the reference and the Redis driver, so nothing lands in a shared Redis. With
+# BENCH_REDIS_URL=redis://HOST:PORT an existing Redis is used instead: our driver writes under
+# a unique key prefix (deleted afterwards); the reference cannot prefix its keys, so it
+# writes into database BENCH_REF_REDIS_DB (default 15) under a unique project id, and its
+# keys are left to expire (the messages' TTL is one hour).
+#
+# Other environment:
+#   BENCH_OUT          output directory (default $REPO/target/bench-reference): raw/ has one
+#                      zaqar-bench JSON report per run, logs/ the servers' logs,
+#                      summary.json and summary.txt the result.
+#   ZAQAR_SERVER_BIN, ZAQAR_BENCH_BIN, ZAQAR_HELLO_BIN
+#                      use these binaries instead of building them with cargo --release.
+#   BENCH_PREFILL_OURS messages prefilled for the claim scenario on our servers (300000)
+#   BENCH_PREFILL_REF  same for the reference (10000: it claims a few hundred per second)
+#   BENCH_MIXED_SECONDS  after the table, a memory check: --scenario mixed for this long
+#                      against each of BENCH_MIXED_TARGETS (default embedded; redis is the
+#                      other choice) with the server's RSS
+#                      sampled every second; writes mixed-<target>.json and .svg (throughput,
+#                      latency percentiles and RSS over time) and says whether the memory was
+#                      flat (default 0: skipped; the issue's check is 600).
+#   BENCH_MIX          proportions for the memory check (default 4:5:1: consumers a little
+#                      ahead of producers, so the queue does not grow without bound)
+#   BENCH_KEEP=1       keep the data directories and the private Redis's state.
+#   PYTHON             interpreter for the reference's venv (default python3).
+#
+# Needs python3 (venv), curl, redis-server (or BENCH_REDIS_URL) and, on first use, PyPI.
+# Exit status: 0 when every run completed (a run with errors is reported, not fatal), 1 when
+# a target cannot be installed or started.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${BENCH_OUT:-$REPO/target/bench-reference}"
+DURATION="${BENCH_DURATION:-10}"
+WARMUP="${BENCH_WARMUP:-2}"
+RUNS="${BENCH_RUNS:-3}"
+CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+SCENARIOS="${BENCH_SCENARIOS:-post claim list batch}"
+TARGETS="${BENCH_TARGETS:-reference embedded redis hello}"
+REF_WORKERS="${BENCH_REF_WORKERS:-2}"
+PREFILL_OURS="${BENCH_PREFILL_OURS:-300000}"
+PREFILL_REF="${BENCH_PREFILL_REF:-10000}"
+LIST_PREFILL=1000
+VENV="${ZAQAR_REF_VENV:-$REPO/.venv-reference}"
+PYTHON="${PYTHON:-python3}"
+REF_PKGS=(zaqar==23.0.1 gunicorn==27.0.1 redis==8.1.0)
+STARTUP_TIMEOUT=60
+TAG="bench-$$-$RANDOM"
+
+log() { printf 'bench-reference: %s\n' "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+mkdir -p "$OUT/raw" "$OUT/logs"
+rm -f "$OUT"/raw/*.json
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/zaqar-bench-ref.XXXXXX")"
+
+# ---------------------------------------------------------------- cleanup (by PID only)
+PIDS=()
+REDIS_PORT=""
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    if [[ -n "$REDIS_PORT" ]]; then
+        redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    elif [[ -n "${REDIS_URL:-}" ]]; then
+        # Our driver's keys under the unique prefix, and nothing else.
+        redis-cli -u "$REDIS_URL" --scan --pattern "$TAG*" 2>/dev/null |
+            xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+    fi
+    if [[ "${BENCH_KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until GET $1 answers 2xx, or the process $2 dies, or STARTUP_TIMEOUT passes.
+wait_http() {
+    local url="$1" pid="$2" name="$3" i
+    for i in $(seq $((STARTUP_TIMEOUT * 10))); do
+        if curl -sf -o /dev/null -H "Client-ID: 3381af92-2b9e-11e3-b191-71861300734c" \
+            -H "X-Project-ID: ping" "$url"; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up (see $OUT/logs/$name.log)"
+        sleep 0.1
+    done
+    die "$name did not answer $url within ${STARTUP_TIMEOUT}s (see $OUT/logs/$name.log)"
+}
+
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------- binaries
+if [[ -z "${ZAQAR_SERVER_BIN:-}" || -z "${ZAQAR_BENCH_BIN:-}" || -z "${ZAQAR_HELLO_BIN:-}" ]]; then
+    log "building zaqar-server, zaqar-bench and examples/hello (release)"
+    (cd "$REPO" && cargo build --release --quiet --bin zaqar-server --bin zaqar-bench --example hello)
+fi
+SERVER="${ZAQAR_SERVER_BIN:-$REPO/target/release/zaqar-server}"
+BENCH="${ZAQAR_BENCH_BIN:-$REPO/target/release/zaqar-bench}"
+HELLO="${ZAQAR_HELLO_BIN:-$REPO/target/release/examples/hello}"
+for b in "$SERVER" "$BENCH" "$HELLO"; do [[ -x "$b" ]] || die "$b is not executable"; done
+
+# ---------------------------------------------------------------- the reference's venv
+ref_ok() {
+    [[ -x "$VENV/bin/gunicorn" ]] || return 1
+    "$VENV/bin/python" - <<'EOF' >/dev/null 2>&1
+from importlib.metadata import version
+assert version("zaqar") == "23.0.1"
+import redis, zaqar.storage.redis.driver, zaqar.storage.sqlalchemy.tables  # noqa: F401
+EOF
+}
+if wants reference; then
+    if ref_ok; then
+        log "reusing venv $VENV (zaqar 23.0.1)"
+    else
+        log "creating venv $VENV and installing ${REF_PKGS[*]}"
+        if [[ -e "$VENV" && ! -f "$VENV/pyvenv.cfg" ]]; then
+            die "$VENV exists and is not a virtualenv; set ZAQAR_REF_VENV elsewhere"
+        fi
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REF_PKGS[@]}"
+        ref_ok || die "zaqar 23.0.1 is not importable from $VENV"
+    fi
+fi
+
+# ---------------------------------------------------------------- Redis
+if wants reference || wants redis; then
+    if [[ -n "${BENCH_REDIS_URL:-}" ]]; then
+        REDIS_URL="$BENCH_REDIS_URL"
+        REF_REDIS_URI="$REDIS_URL?dbid=${BENCH_REF_REDIS_DB:-15}"
+        log "using the existing Redis at $REDIS_URL (prefix $TAG)"
+    else
+        command -v redis-server >/dev/null || die "redis-server not found (or set BENCH_REDIS_URL)"
+        REDIS_PORT="$(free_port)"
+        mkdir -p "$WORK/redis"
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+            --dir "$WORK/redis" --logfile "$OUT/logs/redis.log" --daemonize no \
+            >/dev/null 2>&1 &
+        PIDS+=($!)
+        for _ in $(seq 100); do
+            redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || die "private redis-server did not start"
+        REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+        REF_REDIS_URI="$REDIS_URL"
+        log "private redis-server on port $REDIS_PORT"
+    fi
+fi
+
+# ---------------------------------------------------------------- start the targets
+declare -A URL PID
+start_reference() {
+    local port dir
+    port="$(free_port)"
+    dir="$WORK/reference"
+    mkdir -p "$dir"
+    cat >"$dir/zaqar.conf" <<EOF
+[DEFAULT]
+auth_strategy =
+pooling = False
+debug = False
+
+[drivers]
+transport = wsgi
+message_store = redis
+management_store = sqlalchemy
+
+[drivers:message_store:redis]
+uri = $REF_REDIS_URI
+
+[drivers:management_store:sqlalchemy]
+uri = sqlite:///$dir/zaqar.sqlite
+EOF
+    # zaqar's own WSGI module reads only the default config paths, and its SQL migrations
+    # are MySQL-only: create the SQLite tables from the models, and load the config from a
+    # module of ours. gunicorn's arguments must not reach oslo.config.
+    "$VENV/bin/python" - "$dir/zaqar.sqlite" <<'EOF'
+import sys
+import sqlalchemy as sa
+from zaqar.storage.sqlalchemy import tables
+tables.metadata.create_all(sa.create_engine("sqlite:///" + sys.argv[1]))
+EOF
+    cat >"$dir/zaqar_ref_wsgi.py" <<'EOF'
+import os
+import sys
+
+sys.argv = sys.argv[:1]
+
+from oslo_config import cfg  # noqa: E402
+from oslo_log import log  # noqa: E402
+from zaqar import bootstrap  # noqa: E402
+
+CONF = cfg.CONF
+log.register_options(CONF)
+CONF(project="zaqar", prog="zaqar-queues",
+     args=["--config-file", os.environ["ZAQAR_REF_CONFIG"]])
+log.setup(CONF, "zaqar")
+boot = bootstrap.Bootstrap(CONF)
+CONF.drivers.transport = "wsgi"
+application = boot.transport.app
+EOF
+    ZAQAR_REF_CONFIG="$dir/zaqar.conf" "$VENV/bin/gunicorn" --workers "$REF_WORKERS" \
+        --bind "127.0.0.1:$port" --chdir "$dir" --no-control-socket --pid "$dir/gunicorn.pid" \
+        zaqar_ref_wsgi:application >"$OUT/logs/reference.log" 2>&1 &
+    PIDS+=($!)
+    URL[reference]="http://127.0.0.1:$port"
+    PID[reference]=$!
+    wait_http "${URL[reference]}/v2/ping" "${PID[reference]}" reference
+}
+
+start_ours() {
+    local name="$1" port
+    shift
+    port="$(free_port)"
+    mkdir -p "$WORK/$name"
+    ZAQAR_LOG=warn "$SERVER" --bind 127.0.0.1 --port "$port" --data-dir "$WORK/$name/data" \
+        --set drivers:transport:websocket.port=0 "$@" >"$OUT/logs/$name.log" 2>&1 &
+    PIDS+=($!)
+    URL[$name]="http://127.0.0.1:$port"
+    PID[$name]=$!
+    wait_http "${URL[$name]}/v2/ping" "${PID[$name]}" "$name"
+}
+
+start_hello() {
+    local port
+    port="$(free_port)"
+    "$HELLO" "127.0.0.1:$port" >"$OUT/logs/hello.log" 2>&1 &
+    PIDS+=($!)
+    URL[hello]="http://127.0.0.1:$port"
+    PID[hello]=$!
+    wait_http "${URL[hello]}/" "${PID[hello]}" hello
+}
+
+ACTIVE=()
+for t in $TARGETS; do
+    case "$t" in
+        reference) start_reference ;;
+        embedded) start_ours embedded ;;
+        redis)
+            start_ours redis --set drivers.message_store=redis \
+                --set "drivers:message_store:redis.uri=$REDIS_URL" \
+                --set "drivers:message_store:redis.key_prefix=$TAG"
+            ;;
+        hello) start_hello ;;
+        *) die "unknown target $t (reference, embedded, redis, hello)" ;;
+    esac
+    ACTIVE+=("$t")
+    log "$t: ${URL[$t]} (pid ${PID[$t]})"
+done
+
+# ---------------------------------------------------------------- the runs
+PROJECT="bench-$TAG"
+scenario_args() { # scenario target
+    local prefill=$PREFILL_OURS
+    [[ "$2" == reference ]] && prefill=$PREFILL_REF
+    [[ "$2" == hello ]] && prefill=0
+    case "$1" in
+        post) echo "--scenario post --batch 1" ;;
+        batch) echo "--scenario post --batch 10" ;;
+        claim) echo "--scenario claim --claim-limit 10 --prefill $prefill" ;;
+        list) echo "--scenario list --list-limit 10 --prefill $LIST_PREFILL" ;;
+        *) die "unknown scenario $1 (post, claim, list, batch)" ;;
+    esac
+}
+
+uptime >"$OUT/uptime-start.txt"
+log "load before the runs: $(cat "$OUT/uptime-start.txt")"
+n=${#ACTIVE[@]}
+for run in $(seq "$RUNS"); do
+    for scenario in $SCENARIOS; do
+        for k in $(seq 0 $((n - 1))); do
+            t="${ACTIVE[$(((k + run - 1) % n))]}"
+            json="$OUT/raw/run$run-$scenario-$t.json"
+            # The server's memory along the run (gunicorn's master says nothing of its workers).
+            rss=(--rss-pid "${PID[$t]}")
+            [[ "$t" == reference ]] && rss=()
+            set +e
+            # shellcheck disable=SC2046 # scenario_args is a list of words
+            "$BENCH" --url "${URL[$t]}" --connections "$CONNECTIONS" --duration "$DURATION" \
+                --warmup "$WARMUP" --project "$PROJECT" --queue-prefix "r$run-$scenario" \
+                --max-error-pct 100 --quiet --json "$json" "${rss[@]}" \
+                $(scenario_args "$scenario" "$t") >"$OUT/logs/run$run-$scenario-$t.txt" 2>&1
+            status=$?
+            set -e
+            summary="$(grep '^SUMMARY' "$OUT/logs/run$run-$scenario-$t.txt" || true)"
+            log "run $run $scenario $t (exit $status): ${summary:-no result, see $OUT/logs/run$run-$scenario-$t.txt}"
+        done
+    done
+done
+uptime >"$OUT/uptime-end.txt"
+log "load after the runs: $(cat "$OUT/uptime-end.txt")"
+
+# ---------------------------------------------------------------- the table
+"$PYTHON" - "$OUT" "$TARGETS" "$SCENARIOS" <<'EOF'
+import glob, json, os, statistics, sys
+
+out, targets, scenarios = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+runs = {}
+for path in sorted(glob.glob(os.path.join(out, "raw", "run*-*-*.json"))):
+    name = os.path.basename(path)[:-5]
+    run, scenario, target = name.split("-", 2)
+    with open(path) as f:
+        runs.setdefault((scenario, target), []).append(json.load(f))
+
+# What each scenario is judged by: (label, function of one report) pairs; the first is the
+# headline figure the ratios are computed on.
+def op(doc, name, key):
+    o = doc["operations"].get(name)
+    return None if o is None else o[key]
+
+def lat(doc, name, p):
+    o = doc["operations"].get(name)
+    return None if o is None else o["latency_ms"][p]
+
+METRICS = {
+    "post": [("req/s", lambda d: op(d, "post", "rps")),
+             ("p50 ms", lambda d: lat(d, "post", "p50")),
+             ("p99 ms", lambda d: lat(d, "post", "p99"))],
+    "batch": [("msg/s", lambda d: op(d, "post", "mps")),
+              ("req/s", lambda d: op(d, "post", "rps")),
+              ("p50 ms", lambda d: lat(d, "post", "p50")),
+              ("p99 ms", lambda d: lat(d, "post", "p99"))],
+    "claim": [("msg/s", lambda d: op(d, "delete", "mps") if op(d, "delete", "mps") else op(d, "claim", "mps")),
+              ("req/s", lambda d: d["totals"]["rps"]),
+              ("claim p99 ms", lambda d: lat(d, "claim", "p99")),
+              ("delete p99 ms", lambda d: lat(d, "delete", "p99"))],
+    "list": [("req/s", lambda d: op(d, "list", "rps")),
+             ("msg/s", lambda d: op(d, "list", "mps")),
+             ("p50 ms", lambda d: lat(d, "list", "p50")),
+             ("p99 ms", lambda d: lat(d, "list", "p99"))],
+}
+TITLES = {"post": "single-message POST", "batch": "batch POST of 10",
+          "claim": "claim (10) + delete", "list": "list (10 per page)"}
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+summary = {"targets": targets, "scenarios": {}, "uptime": {}}
+for which in ("start", "end"):
+    try:
+        summary["uptime"][which] = open(os.path.join(out, f"uptime-{which}.txt")).read().strip()
+    except OSError:
+        pass
+for scenario in scenarios:
+    entry = {}
+    for target in targets:
+        docs = runs.get((scenario, target), [])
+        entry[target] = {
+            "runs": len(docs),
+            "errors": sum(d["totals"]["errors"] for d in docs),
+            "requests": sum(d["totals"]["requests"] for d in docs),
+            "empty_claims": sum((d["operations"].get("claim") or {}).get("empty", 0) for d in docs),
+            "metrics": {label: median([f(d) for d in docs]) for label, f in METRICS[scenario]},
+            "per_run": [{label: f(d) for label, f in METRICS[scenario]} for d in docs],
+        }
+    head = METRICS[scenario][0][0]
+    ratios = {}
+    for ours in ("embedded", "redis"):
+        for base in ("reference", "hello"):
+            a = entry.get(ours, {}).get("metrics", {}).get(head)
+            b = entry.get(base, {}).get("metrics", {}).get(head)
+            if a and b:
+                ratios[f"{ours}/{base}"] = round(a / b, 3)
+    summary["scenarios"][scenario] = {"headline": head, "targets": entry, "ratios": ratios}
+
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.2f}"
+
+lines = []
+cols = [t for t in targets]
+header = f"{'scenario':<22} {'figure':<14}" + "".join(f"{c:>12}" for c in cols)
+ratio_names = ["embedded/reference", "redis/reference", "embedded/hello", "redis/hello"]
+lines.append(header + "".join(f"{r.replace('reference', 'ref'):>16}" for r in ratio_names))
+for scenario in scenarios:
+    s = summary["scenarios"][scenario]
+    for i, (label, _) in enumerate(METRICS[scenario]):
+        row = f"{TITLES[scenario] if i == 0 else '':<22} {label:<14}"
+        row += "".join(f"{fmt(s['targets'][t]['metrics'].get(label)):>12}" for t in cols)
+        if i == 0:
+            row += "".join(
+                f"{(str(s['ratios'][r]) + 'x') if r in s['ratios'] else '-':>16}" for r in ratio_names)
+        lines.append(row)
+    notes = []
+    for t in cols:
+        e = s["targets"][t]
+        if e["errors"]:
+            notes.append(f"{t}: {e['errors']} of {e['requests']} requests failed")
+        if scenario == "claim" and e["empty_claims"] and t != "hello":
+            notes.append(f"{t}: {e['empty_claims']} claims found the queue empty")
+    for n in notes:
+        lines.append(f"{'':<22} note: {n}")
+lines.append("")
+lines.append("medians over %s; load: %s -> %s" % (
+    ", ".join(f"{t} {len(runs.get((scenarios[0], t), []))} runs" for t in targets),
+    summary["uptime"].get("start", "?"), summary["uptime"].get("end", "?")))
+text = "\n".join(lines)
+with open(os.path.join(out, "summary.txt"), "w") as f:
+    f.write(text + "\n")
+print(text)
+EOF
+log "summary: $OUT/summary.txt, $OUT/summary.json"
+
+# ---------------------------------------------------------------- memory check (optional)
+MIXED_SECONDS="${BENCH_MIXED_SECONDS:-0}"
+if [[ "$MIXED_SECONDS" != 0 ]]; then
+    for t in ${BENCH_MIXED_TARGETS:-embedded}; do
+        wants "$t" || continue
+        log "memory check: mixed ${BENCH_MIX:-4:5:1} for ${MIXED_SECONDS}s against $t (pid ${PID[$t]})"
+        uptime >"$OUT/uptime-mixed-$t.txt"
+        set +e
+        "$BENCH" --url "${URL[$t]}" --scenario mixed --mix "${BENCH_MIX:-4:5:1}" \
+            --connections "$CONNECTIONS" --duration "$MIXED_SECONDS" --warmup 5 \
+            --prefill 20000 --project "$PROJECT" --queue-prefix "mixed" --quiet \
+            --rss-pid "${PID[$t]}" --json "$OUT/mixed-$t.json" --svg "$OUT/mixed-$t.svg" \
+            >"$OUT/logs/mixed-$t.txt" 2>&1
+        set -e
+        grep -E '^(SUMMARY|MEMORY)' "$OUT/logs/mixed-$t.txt" >&2 || true
+    done
+fi

@@ -1,0 +1,772 @@
+//! Observability: Prometheus metrics and the admin listener (`[admin]`) that serves them with
+//! liveness and readiness probes.
+//!
+//! Metrics are process-wide (one registry per process, [`get`]), so any layer can record an
+//! event with a plain function call and no plumbing: the HTTP middleware records requests, the
+//! WebSocket transport its connections and requests, the service layer the message operations
+//! that succeeded, the notification code its deliveries. Recording is a few atomic operations
+//! (plus a read-locked map lookup for labelled families); nothing here blocks on I/O.
+//!
+//! Cardinality is bounded by construction: HTTP labels are route *templates* (never paths), the
+//! WebSocket action label is one of the validated action names, and per-queue depth gauges are
+//! limited to the `[admin] queue_depth_top` deepest queues among at most [`MAX_TRACKED`]
+//! recently used ones (sampled every `[admin] queue_depth_interval` seconds).
+//!
+//! Admin routes (see [`admin_router`]): `GET /metrics` (Prometheus text format 0.0.4),
+//! `GET /healthz` (the process is up), `GET /readyz` (the store answers a ping; 503 otherwise).
+
+pub mod console;
+#[cfg(feature = "otel")]
+pub mod otel;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::model::QueueRef;
+use crate::service::Service;
+
+/// Most queues whose depth is sampled: the most recently used ones.
+pub const MAX_TRACKED: usize = 1000;
+/// A tracked queue found empty and unused for this long stops being tracked.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// How long `/readyz` waits for the store's ping.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WsLabels {
+    action: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    project: String,
+    queue: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectLabels {
+    project: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    /// Exposition names of every registered metric (counters with their `_total` suffix).
+    names: Vec<String>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily,
+    http_in_flight: Gauge,
+    ws_connections: Gauge,
+    ws_requests: Family<WsLabels, Counter>,
+    messages_posted: Counter,
+    messages_claimed: Counter,
+    messages_deleted: Counter,
+    messages_expired: Counter,
+    messages_dead_lettered: Counter,
+    claims_created: Counter,
+    backend_errors: Family<OperationLabels, Counter>,
+    notifications_delivered: Family<KindLabels, Counter>,
+    notifications_failed: Family<KindLabels, Counter>,
+    longpoll_queues: Gauge,
+    backend_up: Gauge,
+    queue_messages: Family<QueueLabels, Gauge>,
+    project_messages: Family<ProjectLabels, Gauge>,
+    tracked_queues: Gauge,
+    tracked_messages: Gauge,
+    depth_sample_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Recently used queues: project → queue → last use.
+    active: Mutex<HashMap<String, HashMap<String, Instant>>>,
+    /// Held while the depth gauges are replaced, and while they are encoded, so that a scrape
+    /// never sees a half-written set.
+    depth_lock: Mutex<()>,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The metrics of this process.
+pub fn get() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut r = Registry::default();
+        let mut names = Vec::new();
+        let m = Metrics {
+            registry: Registry::default(),
+            names: Vec::new(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            http_in_flight: Gauge::default(),
+            ws_connections: Gauge::default(),
+            ws_requests: Family::default(),
+            messages_posted: Counter::default(),
+            messages_claimed: Counter::default(),
+            messages_deleted: Counter::default(),
+            messages_expired: Counter::default(),
+            messages_dead_lettered: Counter::default(),
+            claims_created: Counter::default(),
+            backend_errors: Family::default(),
+            notifications_delivered: Family::default(),
+            notifications_failed: Family::default(),
+            longpoll_queues: Gauge::default(),
+            backend_up: Gauge::default(),
+            queue_messages: Family::default(),
+            project_messages: Family::default(),
+            tracked_queues: Gauge::default(),
+            tracked_messages: Gauge::default(),
+            depth_sample_duration: Gauge::default(),
+            active: Mutex::new(HashMap::new()),
+            depth_lock: Mutex::new(()),
+        };
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_build_info",
+            "Version of this server (value 1)",
+            build,
+        );
+        let start: Gauge = Gauge::default();
+        start.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_start_time_seconds",
+            "Start time of the process, seconds since the Unix epoch",
+            start,
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            m.http_requests.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_http_request_duration_seconds",
+            "Time to answer HTTP requests (long-poll waits included), by method and route template",
+            m.http_duration.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_http_requests_in_flight",
+            "HTTP requests being processed",
+            m.http_in_flight.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_websocket_connections",
+            "Open WebSocket connections",
+            m.ws_connections.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_websocket_requests",
+            "WebSocket requests answered, by action and status",
+            m.ws_requests.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_messages_posted",
+            "Messages stored by successful posts",
+            m.messages_posted.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_messages_claimed",
+            "Messages handed out by successful claims",
+            m.messages_claimed.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_claims_created",
+            "Claims created (claim requests that got at least one message)",
+            m.claims_created.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_messages_deleted",
+            "Messages deleted by successful requests (single, bulk by id, pop)",
+            m.messages_deleted.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_messages_expired",
+            "Expired messages removed by the store's sweep (reported by drivers that count them)",
+            m.messages_expired.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_messages_dead_lettered",
+            "Messages moved to a dead-letter queue (reported by drivers that count them)",
+            m.messages_dead_lettered.clone(),
+        );
+        reg(&mut r, &mut names,
+            "zaqar_backend_errors",
+            "Requests that failed with 503 (storage or a service it depends on unavailable), by operation",
+            m.backend_errors.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_notifications_delivered",
+            "Notifications delivered to subscribers, by subscriber kind",
+            m.notifications_delivered.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_notifications_failed",
+            "Notification deliveries that failed (after retries), by subscriber kind",
+            m.notifications_failed.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_longpoll_waiting_queues",
+            "Queues with at least one long-polling request waiting",
+            m.longpoll_queues.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_backend_up",
+            "Whether the store answered its last ping (1) or not (0)",
+            m.backend_up.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_queue_messages",
+            "Messages in the deepest recently used queues ([admin] queue_depth_top), by state \
+             (free, claimed, delayed)",
+            m.queue_messages.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_project_messages",
+            "Messages in the recently used queues of the projects with the most of them",
+            m.project_messages.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_depth_tracked_queues",
+            "Recently used queues whose depth is sampled",
+            m.tracked_queues.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_depth_tracked_messages",
+            "Messages in all the recently used queues whose depth is sampled",
+            m.tracked_messages.clone(),
+        );
+        reg(
+            &mut r,
+            &mut names,
+            "zaqar_depth_sample_duration_seconds",
+            "Time the last depth sample took",
+            m.depth_sample_duration.clone(),
+        );
+        Metrics {
+            registry: r,
+            names,
+            ..m
+        }
+    }
+
+    /// The names of every metric as they appear in the exposition (counters end in `_total`),
+    /// whether or not they have samples yet.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The metrics in the Prometheus text format (0.0.4).
+    pub fn encode(&self) -> String {
+        let _depth = lock(&self.depth_lock);
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn touch(&self, project: &str, queue: &str) {
+        let now = Instant::now();
+        let mut active = lock(&self.active);
+        if let Some(t) = active.get_mut(project).and_then(|qs| qs.get_mut(queue)) {
+            *t = now;
+            return;
+        }
+        active
+            .entry(project.to_string())
+            .or_default()
+            .insert(queue.to_string(), now);
+        let n: usize = active.values().map(HashMap::len).sum();
+        if n > MAX_TRACKED {
+            evict_oldest(&mut active, n - MAX_TRACKED * 9 / 10);
+        }
+    }
+}
+
+/// Registers `metric` and records its exposition name.
+fn reg<M: prometheus_client::registry::Metric>(
+    r: &mut Registry,
+    names: &mut Vec<String>,
+    name: &str,
+    help: &str,
+    metric: M,
+) {
+    use prometheus_client::metrics::MetricType;
+    names.push(match metric.metric_type() {
+        MetricType::Counter => format!("{name}_total"),
+        _ => name.to_string(),
+    });
+    r.register(name, help, metric);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Drops the `k` least recently used queues.
+fn evict_oldest(active: &mut HashMap<String, HashMap<String, Instant>>, k: usize) {
+    let mut all: Vec<(Instant, String, String)> = active
+        .iter()
+        .flat_map(|(p, qs)| qs.iter().map(|(q, t)| (*t, p.clone(), q.clone())))
+        .collect();
+    all.sort_unstable();
+    for (_, p, q) in all.into_iter().take(k) {
+        if let Some(qs) = active.get_mut(&p) {
+            qs.remove(&q);
+            if qs.is_empty() {
+                active.remove(&p);
+            }
+        }
+    }
+}
+
+// ----- recording (called by the transports, the service and the notifier) -----------------
+
+/// One HTTP request answered (`route` is the route template, e.g. `/v2/queues/{queue}`).
+pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let m = get();
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            method: method.to_string(),
+            route: route.to_string(),
+            status,
+        })
+        .inc();
+    m.http_duration
+        .get_or_create(&RouteLabels {
+            method: method.to_string(),
+            route: route.to_string(),
+        })
+        .observe(elapsed.as_secs_f64());
+}
+
+/// Counts an HTTP request in flight until the guard is dropped.
+pub fn http_in_flight() -> GaugeGuard {
+    GaugeGuard::new(&get().http_in_flight)
+}
+
+/// Counts an open WebSocket connection until the guard is dropped.
+pub fn websocket_connection() -> GaugeGuard {
+    GaugeGuard::new(&get().ws_connections)
+}
+
+/// One WebSocket request answered.
+pub fn websocket_request(action: &str, status: u16) {
+    get()
+        .ws_requests
+        .get_or_create(&WsLabels {
+            action: action.to_string(),
+            status,
+        })
+        .inc();
+    if status == 503 {
+        backend_error(action);
+    }
+}
+
+/// A request that failed with 503 (`Error::Unavailable`), by operation (a policy action name
+/// such as `messages:create`, or a WebSocket action).
+pub fn backend_error(operation: &str) {
+    get()
+        .backend_errors
+        .get_or_create(&OperationLabels {
+            operation: operation.to_string(),
+        })
+        .inc();
+}
+
+/// `n` messages were stored in `queue` of `project`.
+pub fn messages_posted(project: &str, queue: &str, n: usize) {
+    let m = get();
+    m.messages_posted.inc_by(n as u64);
+    m.touch(project, queue);
+}
+
+/// A claim of `n` messages was created in `queue` of `project`.
+pub fn messages_claimed(project: &str, queue: &str, n: usize) {
+    let m = get();
+    m.claims_created.inc();
+    m.messages_claimed.inc_by(n as u64);
+    m.touch(project, queue);
+}
+
+/// `n` messages were deleted (or popped).
+pub fn messages_deleted(n: usize) {
+    get().messages_deleted.inc_by(n as u64);
+}
+
+/// `n` expired messages were removed by a store's sweep.
+pub fn messages_expired(n: u64) {
+    get().messages_expired.inc_by(n);
+}
+
+/// `n` messages were moved to a dead-letter queue.
+pub fn messages_dead_lettered(n: u64) {
+    get().messages_dead_lettered.inc_by(n);
+}
+
+/// A notification was delivered to a subscriber of `kind` (`http`, `https`, `mailto`, ...).
+pub fn notification_delivered(kind: &str) {
+    get()
+        .notifications_delivered
+        .get_or_create(&KindLabels {
+            kind: kind.to_string(),
+        })
+        .inc();
+}
+
+/// A notification could not be delivered to a subscriber of `kind` (retries exhausted).
+pub fn notification_failed(kind: &str) {
+    get()
+        .notifications_failed
+        .get_or_create(&KindLabels {
+            kind: kind.to_string(),
+        })
+        .inc();
+}
+
+/// Increments a gauge now and decrements it when dropped.
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    fn new(g: &Gauge) -> GaugeGuard {
+        g.inc();
+        GaugeGuard(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+// ----- queue depth sampling -----------------------------------------------------------------
+
+/// Depth of one queue, as sampled.
+#[derive(Debug, Clone)]
+struct Depth {
+    project: String,
+    queue: String,
+    total: u64,
+    claimed: u64,
+    delayed: u64,
+}
+
+/// Samples the depth of the recently used queues, keeps the `top` deepest as gauges (and the
+/// `top` projects with the most messages), forgets queues that stayed empty and unused, and
+/// records whether the store answers.
+pub async fn sample_depths(service: &Service, top: usize) {
+    let m = get();
+    let up = service.ping().await;
+    m.backend_up.set(i64::from(up));
+    m.longpoll_queues.set(service.hub().watched_queues() as i64);
+    if top == 0 || !up {
+        return;
+    }
+    let started = Instant::now();
+    let tracked: Vec<(String, String, Instant)> = lock(&m.active)
+        .iter()
+        .flat_map(|(p, qs)| qs.iter().map(|(q, t)| (p.clone(), q.clone(), *t)))
+        .collect();
+    let mut depths = Vec::with_capacity(tracked.len());
+    let mut forget = Vec::new();
+    for (project, queue, last_used) in tracked {
+        let Ok(stats) = service
+            .store()
+            .queue_stats(QueueRef::new(&project, &queue))
+            .await
+        else {
+            continue;
+        };
+        if stats.total == 0 && last_used.elapsed() > FORGET_AFTER {
+            forget.push((project.clone(), queue.clone(), last_used));
+        }
+        depths.push(Depth {
+            project,
+            queue,
+            total: stats.total,
+            claimed: stats.claimed,
+            delayed: stats.delayed,
+        });
+    }
+    {
+        let mut active = lock(&m.active);
+        for (p, q, seen) in forget {
+            if let Some(qs) = active.get_mut(&p) {
+                // Not if it was used again while we sampled.
+                if qs.get(&q) == Some(&seen) {
+                    qs.remove(&q);
+                }
+                if qs.is_empty() {
+                    active.remove(&p);
+                }
+            }
+        }
+    }
+    publish_depths(depths, top);
+    m.depth_sample_duration.set(started.elapsed().as_secs_f64());
+}
+
+fn publish_depths(mut depths: Vec<Depth>, top: usize) {
+    let m = get();
+    let mut projects: HashMap<&str, u64> = HashMap::new();
+    for d in &depths {
+        *projects.entry(d.project.as_str()).or_default() += d.total;
+    }
+    let mut projects: Vec<(String, u64)> = projects
+        .into_iter()
+        .map(|(p, n)| (p.to_string(), n))
+        .collect();
+    projects.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    projects.truncate(top);
+    let all: u64 = depths.iter().map(|d| d.total).sum();
+    let tracked = depths.len();
+    depths.sort_unstable_by(|a, b| {
+        b.total
+            .cmp(&a.total)
+            .then_with(|| (&a.project, &a.queue).cmp(&(&b.project, &b.queue)))
+    });
+    depths.truncate(top);
+    let _guard = lock(&m.depth_lock);
+    m.tracked_queues.set(tracked as i64);
+    m.tracked_messages.set(all as i64);
+    m.queue_messages.clear();
+    for d in depths.into_iter().filter(|d| d.total > 0) {
+        let free = d.total.saturating_sub(d.claimed + d.delayed);
+        for (state, n) in [
+            ("free", free),
+            ("claimed", d.claimed),
+            ("delayed", d.delayed),
+        ] {
+            m.queue_messages
+                .get_or_create(&QueueLabels {
+                    project: d.project.clone(),
+                    queue: d.queue.clone(),
+                    state,
+                })
+                .set(n as i64);
+        }
+    }
+    m.project_messages.clear();
+    for (project, n) in projects.into_iter().filter(|(_, n)| *n > 0) {
+        m.project_messages
+            .get_or_create(&ProjectLabels { project })
+            .set(n as i64);
+    }
+}
+
+/// Samples every `interval` until `stop` turns true.
+pub async fn run_sampler(
+    service: Arc<Service>,
+    top: usize,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => sample_depths(&service, top).await,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        }
+    }
+}
+
+// ----- the admin listener -------------------------------------------------------------------
+
+/// The routes of the admin listener. It is not authenticated: bind it to a private address.
+pub fn admin_router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/metrics", routing::get(metrics_endpoint))
+        .route("/healthz", routing::get(healthz))
+        .route("/readyz", routing::get(readyz))
+        .with_state(service)
+}
+
+async fn metrics_endpoint(State(service): State<Arc<Service>>) -> Response {
+    let m = get();
+    // Cheap, so always current (the sampler refreshes the rest).
+    m.longpoll_queues.set(service.hub().watched_queues() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        m.encode(),
+    )
+        .into_response()
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(service): State<Arc<Service>>) -> Response {
+    let up = tokio::time::timeout(READY_TIMEOUT, service.ping())
+        .await
+        .unwrap_or(false);
+    get().backend_up.set(i64::from(up));
+    if up {
+        json(StatusCode::OK, serde_json::json!({"status": "ready"}))
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable", "reason": "the message store does not answer"}),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_is_bounded_and_keeps_the_recent_queues() {
+        let m = get();
+        for i in 0..(MAX_TRACKED + 50) {
+            m.touch("metrics-unit", &format!("q{i}"));
+        }
+        let active = lock(&m.active);
+        let n: usize = active.values().map(HashMap::len).sum();
+        assert!(n <= MAX_TRACKED, "{n}");
+        let qs = &active["metrics-unit"];
+        assert!(qs.contains_key(&format!("q{}", MAX_TRACKED + 49)));
+        assert!(!qs.contains_key("q0"));
+    }
+
+    #[test]
+    fn depth_gauges_keep_only_the_top_queues() {
+        let d = |p: &str, q: &str, total| Depth {
+            project: p.into(),
+            queue: q.into(),
+            total,
+            claimed: 1,
+            delayed: 0,
+        };
+        publish_depths(
+            vec![
+                d("pa", "a", 5),
+                d("pa", "b", 50),
+                d("pb", "c", 7),
+                d("pb", "d", 0),
+            ],
+            2,
+        );
+        let text = get().encode();
+        assert!(
+            text.contains(r#"zaqar_queue_messages{project="pa",queue="b",state="free"} 49"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"zaqar_queue_messages{project="pb",queue="c",state="claimed"} 1"#));
+        assert!(!text.contains(r#"queue="a""#));
+        assert!(text.contains(r#"zaqar_project_messages{project="pa"} 55"#));
+    }
+}

@@ -510,9 +510,16 @@ impl Notifier {
                 payload["delay"] = json!(m.delay);
             }
             let _permit = self.permits.clone().acquire_owned().await;
+            let kind = sub.subscriber.split(':').next().unwrap_or("").to_ascii_lowercase();
             match self.deliver_with_retries(sub, &payload, &policy).await {
-                Ok(()) => sent += 1,
-                Err(e) => last_error = Some(e),
+                Ok(()) => {
+                    sent += 1;
+                    crate::metrics::notification_delivered(&kind);
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    crate::metrics::notification_failed(&kind);
+                }
             }
         }
         match (sent, last_error) {

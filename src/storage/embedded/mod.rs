@@ -523,6 +523,7 @@ impl EmbeddedStore {
                     // Re-check under the write transaction: a claim may have extended a message.
                     let now = clock.now();
                     let mut count = 0;
+                    let mut expired_messages = 0u64;
                     let mut mt = txn.open_table(MSGS).map_err(se)?;
                     let mut bt = txn.open_table(BODIES).map_err(se)?;
                     for (p, n, m) in &msgs {
@@ -535,6 +536,7 @@ impl EmbeddedStore {
                             mt.remove(key).map_err(se)?;
                             bt.remove(key).map_err(se)?;
                             count += 1;
+                            expired_messages += 1;
                         }
                     }
                     let mut done = txn.open_table(XFER_DONE).map_err(se)?;
@@ -553,6 +555,7 @@ impl EmbeddedStore {
                             count += 1;
                         }
                     }
+                    crate::metrics::messages_expired(expired_messages);
                     Ok(count)
                 })
                 .await?;
@@ -1086,6 +1089,7 @@ impl ClaimStore for EmbeddedStore {
                     }
                 }
                 let any_moved = !moved.is_empty();
+                crate::metrics::messages_dead_lettered(moved.len() as u64);
                 if let (Some(dl), true) = (&params.dead_letter, any_moved) {
                     queue_transfers(
                         txn,

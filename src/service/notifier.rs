@@ -510,7 +510,12 @@ impl Notifier {
                 payload["delay"] = json!(m.delay);
             }
             let _permit = self.permits.clone().acquire_owned().await;
-            let kind = sub.subscriber.split(':').next().unwrap_or("").to_ascii_lowercase();
+            let kind = sub
+                .subscriber
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
             match self.deliver_with_retries(sub, &payload, &policy).await {
                 Ok(()) => {
                     sent += 1;

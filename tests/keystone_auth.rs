@@ -455,3 +455,131 @@ async fn websocket_connections_close_with_4003_when_the_token_expires() {
         }
     );
 }
+
+/// A webhook receiver: forwards each request's `X-Auth-Token` and body.
+async fn hook_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+) {
+    use axum::http::HeaderMap;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                let token = headers
+                    .get("x-auth-token")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let _ = tx.send((token, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                "ok"
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), rx)
+}
+
+#[tokio::test]
+async fn trust_subscribers_are_notified_with_a_token_acting_for_their_creator() {
+    let Some(url) = keystone_url() else { return };
+    let s = server(&url, &[]).await;
+    let (bob, alpha) = token(&url, "bob", "alpha").await;
+    let (hook, mut received) = hook_receiver().await;
+    let resp = with_token(&s, Method::POST, "/v2/queues/trusted/subscriptions", &bob)
+        .json(&json!({"subscriber": format!("trust+{hook}"), "ttl": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        201,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let id = json_of(resp).await["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sub = json_of(
+        with_token(
+            &s,
+            Method::GET,
+            &format!("/v2/queues/trusted/subscriptions/{id}"),
+            &bob,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let trust = sub["options"]["trust_id"].as_str().unwrap().to_string();
+
+    // Replacing the options keeps the trust (it is the server's, not the user's to set).
+    let resp = with_token(
+        &s,
+        Method::PATCH,
+        &format!("/v2/queues/trusted/subscriptions/{id}"),
+        &bob,
+    )
+    .json(&json!({"options": {"trust_id": "forged", "note": "x"}}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let sub = json_of(
+        with_token(
+            &s,
+            Method::GET,
+            &format!("/v2/queues/trusted/subscriptions/{id}"),
+            &bob,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(sub["options"]["trust_id"], json!(trust));
+    assert_eq!(sub["options"]["note"], json!("x"));
+
+    let resp = with_token(&s, Method::POST, "/v2/queues/trusted/messages", &bob)
+        .json(&json!({"messages": [{"body": {"event": "trusted"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let (delivered_token, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), received.recv())
+            .await
+            .expect("the trust subscriber is notified")
+            .unwrap();
+    assert_eq!(body["body"], json!({"event": "trusted"}));
+    assert!(!delivered_token.is_empty(), "the webhook carries a token");
+    assert_ne!(delivered_token, bob, "not the user's own token");
+    // The token acts for bob in alpha through the trust (as an admin reads it).
+    let (admin, _) = token(&url, "zaqar", "service").await;
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/auth/tokens"))
+        .header("X-Auth-Token", &admin)
+        .header("X-Subject-Token", &delivered_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["token"]["OS-TRUST:trust"]["id"], json!(trust));
+    assert_eq!(doc["token"]["project"]["id"], json!(alpha));
+    assert_eq!(doc["token"]["user"]["name"], json!("bob"));
+
+    // A trust+ subscriber with a pre-signed request or without a host is refused with 400.
+    let resp = with_token(&s, Method::POST, "/v2/queues/trusted/subscriptions", &bob)
+        .json(&json!({"subscriber": "trust+http://", "ttl": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}

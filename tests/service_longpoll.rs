@@ -11,6 +11,7 @@ use zaqar::storage::embedded::EmbeddedStore;
 const CTX: Ctx<'static> = Ctx {
     project: "p",
     client_id: "3381af92-2b9e-11e3-b191-71861300734c",
+    user: None,
 };
 
 fn service(dir: &std::path::Path) -> Service {

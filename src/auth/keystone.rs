@@ -51,6 +51,33 @@ struct Cached {
 struct ServiceToken {
     token: String,
     expires_at: Millis,
+    /// The service user's id (the trustee of trusts).
+    user_id: String,
+}
+
+/// A validated user token with what Keystone said of it: what a request needs to act for its
+/// user later (creating a trust). `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserToken {
+    pub token: String,
+    pub info: TokenInfo,
+}
+
+impl std::fmt::Debug for UserToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserToken")
+            .field("token", &"<redacted>")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// Why a trust-scoped token could not be had.
+#[derive(Debug)]
+pub struct TrustTokenError {
+    pub message: String,
+    /// Worth retrying later (Keystone unreachable or failing), as opposed to a refused trust.
+    pub retry: bool,
 }
 
 pub struct Keystone {
@@ -60,6 +87,8 @@ pub struct Keystone {
     clock: SharedClock,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     service_token: AsyncMutex<Option<ServiceToken>>,
+    /// Trust-scoped tokens of the service user, by trust id.
+    trust_tokens: Mutex<HashMap<String, ServiceToken>>,
 }
 
 /// Renew the service token this long before it expires.
@@ -107,6 +136,7 @@ impl Keystone {
             clock,
             cache: Mutex::new(HashMap::new()),
             service_token: AsyncMutex::new(None),
+            trust_tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -233,52 +263,166 @@ impl Keystone {
     /// The service's own token, logging in when there is none, it is about to expire, or
     /// `renew` is asked.
     async fn service_token(&self, renew: bool) -> Result<String, Error> {
+        Ok(self.service_login(renew).await?.0)
+    }
+
+    /// The service's token and user id, logging in when needed.
+    async fn service_login(&self, renew: bool) -> Result<(String, String), Error> {
         let mut slot = self.service_token.lock().await;
         let now = self.clock.now();
         if let Some(t) = slot.as_ref() {
             if !renew && t.expires_at - RENEW_MARGIN_MS > now {
-                return Ok(t.token.clone());
+                return Ok((t.token.clone(), t.user_id.clone()));
             }
         }
+        let scope = json!({"project": {
+            "name": self.cfg.project_name,
+            "domain": {"name": self.cfg.project_domain_name},
+        }});
+        let (status, login) = self
+            .password_login(scope)
+            .await
+            .map_err(Self::unreachable)?;
+        let Some(login) = login else {
+            return Err(Self::unreachable(format!(
+                "the service login answered {status}"
+            )));
+        };
+        let ids = (login.token.clone(), login.user_id.clone());
+        *slot = Some(login);
+        Ok(ids)
+    }
+
+    /// `POST /v3/auth/tokens` as the service user with the given scope: the HTTP status, and the
+    /// token when it is 201.
+    async fn password_login(
+        &self,
+        scope: Value,
+    ) -> Result<(u16, Option<ServiceToken>), reqwest::Error> {
         let body = json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": self.cfg.username,
                 "domain": {"name": self.cfg.user_domain_name},
                 "password": self.cfg.password.0,
             }}},
-            "scope": {"project": {
-                "name": self.cfg.project_name,
-                "domain": {"name": self.cfg.project_domain_name},
-            }},
+            "scope": scope,
         }});
         let resp = self
             .http
             .post(format!("{}/v3/auth/tokens?nocatalog", self.base))
             .json(&body)
             .send()
-            .await
-            .map_err(Self::unreachable)?;
-        if resp.status().as_u16() != 201 {
-            return Err(Self::unreachable(format!(
-                "the service login answered {}",
-                resp.status()
-            )));
+            .await?;
+        let status = resp.status().as_u16();
+        if status != 201 {
+            return Ok((status, None));
         }
         let token = resp
             .headers()
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| Self::unreachable("the service login returned no token"))?;
-        let doc: Value = resp.json().await.map_err(Self::unreachable)?;
+            .map(str::to_string);
+        let doc: Value = resp.json().await?;
         let expires_at = doc["token"]["expires_at"]
             .as_str()
             .and_then(parse_time)
-            .unwrap_or(now + 3_600_000);
-        *slot = Some(ServiceToken {
-            token: token.clone(),
-            expires_at,
+            .unwrap_or(self.clock.now() + 3_600_000);
+        let user_id = doc["token"]["user"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok((
+            status,
+            token.map(|token| ServiceToken {
+                token,
+                expires_at,
+                user_id,
+            }),
+        ))
+    }
+
+    /// Creates a trust from the token's user (trustor) to this service's user (trustee) on the
+    /// token's project with the token's roles, impersonating the trustor, so notifications can
+    /// later be sent with a token acting for that user (`trust+http(s)` subscribers). The trust
+    /// ends at `expires_at` when given. Returns the trust id.
+    pub async fn create_trust(
+        &self,
+        user: &UserToken,
+        expires_at: Option<Millis>,
+    ) -> Result<String, Error> {
+        let (_, trustee) = self.service_login(false).await?;
+        let mut trust = json!({
+            "trustor_user_id": user.info.user_id,
+            "trustee_user_id": trustee,
+            "project_id": user.info.project_id,
+            "impersonation": true,
+            "roles": user.info.roles.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
         });
+        if let Some(t) = expires_at.and_then(chrono::DateTime::from_timestamp_millis) {
+            trust["expires_at"] = json!(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        }
+        let resp = self
+            .http
+            .post(format!("{}/v3/OS-TRUST/trusts", self.base))
+            .header("X-Auth-Token", &user.token)
+            .json(&json!({ "trust": trust }))
+            .send()
+            .await
+            .map_err(Self::unreachable)?;
+        match resp.status().as_u16() {
+            200 | 201 => {
+                let doc: Value = resp.json().await.map_err(Self::unreachable)?;
+                doc["trust"]["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Self::unreachable("Keystone returned a trust without an id"))
+            }
+            401 => Err(self.unauthorized("The token is invalid or has been revoked.")),
+            403 => Err(Error::Forbidden(
+                "Keystone refused to create a trust for this subscription.".into(),
+            )),
+            s if s < 500 => {
+                let doc: Value = resp.json().await.unwrap_or_default();
+                let why = doc["error"]["message"]
+                    .as_str()
+                    .unwrap_or("no reason given");
+                Err(Error::invalid(format!(
+                    "Keystone refused to create a trust for this subscription ({s}: {why})."
+                )))
+            }
+            s => Err(Self::unreachable(format!("trust creation answered {s}"))),
+        }
+    }
+
+    /// A token of the service user scoped to the trust, acting for its trustor; cached until
+    /// shortly before it expires.
+    pub async fn trust_token(&self, trust_id: &str) -> Result<String, TrustTokenError> {
+        let now = self.clock.now();
+        if let Some(t) = self.trust_tokens.lock().unwrap().get(trust_id) {
+            if t.expires_at - RENEW_MARGIN_MS > now {
+                return Ok(t.token.clone());
+            }
+        }
+        let scope = json!({"OS-TRUST:trust": {"id": trust_id}});
+        let (status, login) = self
+            .password_login(scope)
+            .await
+            .map_err(|e| TrustTokenError {
+                message: format!("Keystone is unreachable: {e}"),
+                retry: true,
+            })?;
+        let Some(login) = login else {
+            return Err(TrustTokenError {
+                message: format!("Keystone refused a token for trust {trust_id} ({status})"),
+                retry: status >= 500,
+            });
+        };
+        let token = login.token.clone();
+        let mut cache = self.trust_tokens.lock().unwrap();
+        if cache.len() >= self.cfg.cache_size {
+            cache.retain(|_, t| t.expires_at - RENEW_MARGIN_MS > now);
+        }
+        cache.insert(trust_id.to_string(), login);
         Ok(token)
     }
 }

@@ -75,6 +75,7 @@ pub trait Kind: Send + Sync + 'static {
         Ctx {
             project,
             client_id: &id.client_id,
+            user: id.user.as_ref(),
         }
     }
 

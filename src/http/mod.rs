@@ -20,7 +20,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use tracing::Instrument;
 
-use crate::auth::keystone::TokenInfo;
+use crate::auth::keystone::UserToken;
 use crate::error::Error;
 use crate::service::{validate, Service};
 
@@ -81,6 +81,8 @@ pub struct Identity {
     pub project: String,
     pub client_id: String,
     pub roles: Vec<String>,
+    /// The validated Keystone token, when the request carried one.
+    pub user: Option<UserToken>,
 }
 
 impl Identity {
@@ -88,6 +90,7 @@ impl Identity {
         crate::service::Ctx {
             project: &self.project,
             client_id: &self.client_id,
+            user: self.user.as_ref(),
         }
     }
 
@@ -298,14 +301,14 @@ fn check_request(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-    token: Option<TokenInfo>,
+    user: Option<UserToken>,
 ) -> Result<Identity, Error> {
     let signed = is_signed(headers);
     check_signature(state, method, path, headers)?;
     check_media(headers)?;
     let limits = state.service.limits();
     let client_id = validate::client_id(header_str(headers, "client-id"), limits)?;
-    let (project, roles) = match token {
+    let (project, roles) = match user.as_ref().map(|u| &u.info) {
         Some(t) => {
             if let Some(claimed) = header_str(headers, "x-project-id").filter(|p| !p.is_empty()) {
                 if claimed != t.project_id {
@@ -316,7 +319,7 @@ fn check_request(
             }
             (
                 validate::project_id(Some(&t.project_id))?.to_string(),
-                t.roles,
+                t.roles.clone(),
             )
         }
         None => {
@@ -340,6 +343,7 @@ fn check_request(
         project,
         client_id,
         roles,
+        user,
     })
 }
 
@@ -348,7 +352,7 @@ fn is_signed(headers: &HeaderMap) -> bool {
 }
 
 /// The Keystone identity of a request, when Keystone is on and the request is not pre-signed.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<TokenInfo>, Error> {
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<UserToken>, Error> {
     if is_signed(headers) || !state.service.auth_required() {
         return Ok(None);
     }
@@ -356,7 +360,8 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<To
         .unwrap_or("")
         .trim()
         .to_string();
-    Ok(Some(state.service.authenticate(&token).await?))
+    let info = state.service.authenticate(&token).await?;
+    Ok(Some(UserToken { token, info }))
 }
 
 /// The policy action of a route (spec §2.4 names).

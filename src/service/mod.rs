@@ -38,6 +38,8 @@ use validate::{
 pub struct Ctx<'a> {
     pub project: &'a str,
     pub client_id: &'a str,
+    /// The request's Keystone token, when it carried one (needed to create trusts).
+    pub user: Option<&'a crate::auth::keystone::UserToken>,
 }
 
 impl<'a> Ctx<'a> {
@@ -193,6 +195,7 @@ impl Service {
             options.encryptor.clone(),
             options.signing_key.clone(),
             options.notification.clone(),
+            options.keystone.clone(),
         ))
     }
 
@@ -451,6 +454,7 @@ impl Service {
         let ctx = Ctx {
             project: &project,
             client_id: &client,
+            user: None,
         };
         let q = QueueRef::new(&project, "health-probe");
         let mut steps = Vec::new();

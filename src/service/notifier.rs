@@ -264,6 +264,8 @@ pub struct Notifier {
     listener_base: Mutex<Option<String>>,
     /// Tests: record retry pauses instead of sleeping them (controlled time).
     recorded_pauses: Mutex<Option<Vec<u64>>>,
+    /// Trust-scoped tokens for `trust+http(s)` subscribers.
+    keystone: Option<Arc<crate::auth::keystone::Keystone>>,
 }
 
 fn sign_webhook(secret: &str, t: i64, body: &[u8]) -> String {
@@ -286,6 +288,7 @@ impl Notifier {
         encryptor: Option<Arc<Encryptor>>,
         signing_key: Option<Vec<u8>>,
         cfg: NotifierConfig,
+        keystone: Option<Arc<crate::auth::keystone::Keystone>>,
     ) -> Notifier {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
@@ -306,6 +309,7 @@ impl Notifier {
             local: Mutex::new(HashMap::new()),
             listener_base: Mutex::new(None),
             recorded_pauses: Mutex::new(None),
+            keystone,
         }
     }
 
@@ -567,7 +571,12 @@ impl Notifier {
                 if let Some(conn) = self.local_connection_of(uri) {
                     return self.push_local(&conn, payload);
                 }
-                self.post_webhook(uri, sub, payload).await
+                self.post_webhook(uri, sub, payload, None).await
+            }
+            "trust+http" | "trust+https" => {
+                let token = self.trust_token(sub).await?;
+                self.post_webhook(&uri["trust+".len()..], sub, payload, Some(&token))
+                    .await
             }
             "mailto" => {
                 let params = mailto_params(uri);
@@ -597,11 +606,32 @@ impl Notifier {
         }
     }
 
+    /// A token acting for the creator of a `trust+` subscription.
+    async fn trust_token(&self, sub: &Subscription) -> Result<String, AttemptError> {
+        let keystone = self.keystone.as_ref().ok_or_else(|| AttemptError {
+            message: "trust+ subscribers need Keystone (auth_strategy = keystone)".into(),
+            retry: false,
+        })?;
+        let trust = sub
+            .options
+            .get(super::subscriptions::TRUST_ID)
+            .and_then(Value::as_str)
+            .ok_or_else(|| AttemptError {
+                message: "the subscription has no Keystone trust".into(),
+                retry: false,
+            })?;
+        keystone.trust_token(trust).await.map_err(|e| AttemptError {
+            message: e.message,
+            retry: e.retry,
+        })
+    }
+
     async fn post_webhook(
         &self,
         uri: &str,
         sub: &Subscription,
         payload: &Value,
+        auth_token: Option<&str>,
     ) -> Result<(), AttemptError> {
         let payload_text = payload.to_string();
         let body = match sub.options.get("post_data").and_then(Value::as_str) {
@@ -619,10 +649,16 @@ impl Notifier {
             );
         if let Some(Value::Object(h)) = sub.options.get("post_headers") {
             for (k, v) in h {
+                if auth_token.is_some() && k.eq_ignore_ascii_case("x-auth-token") {
+                    continue;
+                }
                 if let Some(v) = v.as_str() {
                     req = req.header(k.as_str(), v);
                 }
             }
+        }
+        if let Some(token) = auth_token {
+            req = req.header("X-Auth-Token", token);
         }
         match req.body(body).send().await {
             Ok(resp) => {

@@ -126,11 +126,16 @@ impl Service {
                 }
             }
             "trust+http" | "trust+https" => {
-                return Err(Error::invalid(if self.auth_required() {
-                    "trust+http(s) subscribers are not supported by this server yet; use http(s)."
-                } else {
-                    "trust+http(s) subscribers need Keystone (auth_strategy = keystone)."
-                }))
+                if !self.auth_required() {
+                    return Err(Error::invalid(
+                        "trust+http(s) subscribers need Keystone (auth_strategy = keystone).",
+                    ));
+                }
+                let url = reqwest::Url::parse(&uri["trust+".len()..])
+                    .map_err(|e| Error::invalid(format!("Invalid subscriber URI: {e}.")))?;
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(Error::invalid("Invalid subscriber URI: it has no host."));
+                }
             }
             _ => {}
         }
@@ -209,10 +214,14 @@ impl Service {
             None | Some(Value::Null) => self.limits.default_subscription_ttl,
             Some(v) => Self::check_sub_ttl(v)?,
         };
-        let options = match doc.get("options") {
+        let mut options = match doc.get("options") {
             None | Some(Value::Null) => Map::new(),
             Some(v) => Self::check_options(v)?,
         };
+        if is_trust(&subscriber) {
+            let trust = self.create_trust(ctx, ttl).await?;
+            options.insert(TRUST_ID.into(), Value::String(trust));
+        }
         let created = self
             .subs()?
             .create_subscription(
@@ -354,9 +363,81 @@ impl Service {
                 "No recognised field to update: use subscriber, ttl or options.",
             ));
         }
+        self.keep_trust(ctx, q, id, &mut update).await?;
         self.subs()?
             .update_subscription(q.project, q.name, id, update)
             .await
+    }
+
+    /// A trust from the request's user to this service, for a `trust+` subscriber living `ttl`
+    /// seconds from now.
+    async fn create_trust(&self, ctx: Ctx<'_>, ttl: i64) -> Result<String> {
+        let keystone = self.options.keystone.as_ref().ok_or_else(|| {
+            Error::invalid("trust+http(s) subscribers need Keystone (auth_strategy = keystone).")
+        })?;
+        let user = ctx.user.ok_or_else(|| {
+            Error::invalid(
+                "trust+http(s) subscribers must be created with a Keystone token (not a pre-signed URL).",
+            )
+        })?;
+        // Keystone judges the trust's expiry by its own (wall) clock.
+        let expires = chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_add(ttl.saturating_mul(1000));
+        keystone.create_trust(user, Some(expires)).await
+    }
+
+    /// On update of a subscription whose subscriber is (or becomes) `trust+`: a new trust when
+    /// the subscriber or the ttl changes (a trust cannot be extended), otherwise the stored
+    /// trust id survives a replacement of `options`.
+    async fn keep_trust(
+        &self,
+        ctx: Ctx<'_>,
+        q: QueueRef<'_>,
+        id: &str,
+        update: &mut SubscriptionUpdate,
+    ) -> Result<()> {
+        let needs_current = update.options.is_some() || update.subscriber.is_none();
+        let current = if needs_current || update.ttl.is_none() {
+            self.subs()?.get_subscription(q.project, q.name, id).await?
+        } else {
+            None
+        };
+        let subscriber = match (&update.subscriber, &current) {
+            (Some(s), _) => s.clone(),
+            (None, Some(c)) => c.subscriber.clone(),
+            // Unknown subscription: the store answers 404.
+            (None, None) => return Ok(()),
+        };
+        if !is_trust(&subscriber) {
+            return Ok(());
+        }
+        let changed = update.ttl.is_some()
+            || current
+                .as_ref()
+                .is_none_or(|c| !c.subscriber.eq_ignore_ascii_case(&subscriber));
+        let trust = if changed {
+            let ttl = match (update.ttl, &current) {
+                (Some(t), _) => t,
+                (None, Some(c)) => c.ttl,
+                (None, None) => self.limits.default_subscription_ttl,
+            };
+            Some(self.create_trust(ctx, ttl).await?)
+        } else {
+            current
+                .as_ref()
+                .and_then(|c| c.options.get(TRUST_ID))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let Some(trust) = trust else { return Ok(()) };
+        let mut options = match update.options.take() {
+            Some(o) => o,
+            None => current.map(|c| c.options).unwrap_or_default(),
+        };
+        options.insert(TRUST_ID.into(), Value::String(trust));
+        update.options = Some(options);
+        Ok(())
     }
 
     pub async fn delete_subscription(
@@ -410,6 +491,16 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The option holding the Keystone trust of a `trust+` subscriber (the reference's name).
+pub const TRUST_ID: &str = "trust_id";
+
+/// Whether the subscriber is delivered with a Keystone trust.
+pub fn is_trust(subscriber: &str) -> bool {
+    subscriber
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("trust+"))
 }
 
 /// `ttl` of a WebSocket `subscription_create` body (an integer, if present).

@@ -145,6 +145,7 @@ fn policy_action(action: &str) -> Option<&'static str> {
 struct Who {
     project: String,
     client_id: String,
+    user: Option<std::sync::Arc<crate::auth::keystone::UserToken>>,
 }
 
 impl Who {
@@ -154,13 +155,18 @@ impl Who {
             Some(p) => p.clone(),
             None => validate::project_id(req.header("X-Project-ID"))?.to_string(),
         };
-        Ok(Who { project, client_id })
+        Ok(Who {
+            project,
+            client_id,
+            user: caller.user.clone(),
+        })
     }
 
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             project: &self.project,
             client_id: &self.client_id,
+            user: self.user.as_deref(),
         }
     }
 }

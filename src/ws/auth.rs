@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use super::protocol::Request;
+use crate::auth::keystone::UserToken;
 use crate::service::{Service, SignedRequest};
 
 /// The close code and reason when a token expires.
@@ -35,6 +38,8 @@ pub enum AuthState {
         project: String,
         roles: Vec<String>,
         expires: Option<Instant>,
+        /// The validated token (for operations that act for the user later: trusts).
+        user: Arc<UserToken>,
     },
 }
 
@@ -57,6 +62,8 @@ pub struct Caller {
     pub project: Option<String>,
     /// Roles (`X-Roles` without auth, the token's roles with it).
     pub roles: Vec<String>,
+    /// The connection's validated token, when authenticated.
+    pub user: Option<Arc<UserToken>>,
 }
 
 fn header_roles(req: &Request<'_>) -> Vec<String> {
@@ -86,6 +93,7 @@ pub fn authorize(
             Ok(Caller {
                 project: None,
                 roles: Vec::new(),
+                user: None,
             })
         } else {
             Err(not_authentified())
@@ -95,8 +103,14 @@ pub fn authorize(
         AuthState::Disabled => Ok(Caller {
             project: None,
             roles: header_roles(req),
+            user: None,
         }),
-        AuthState::Authenticated { project, roles, .. } => {
+        AuthState::Authenticated {
+            project,
+            roles,
+            user,
+            ..
+        } => {
             // §4.3: the project is pinned to the token's; a different header is refused.
             match req.header("X-Project-ID") {
                 Some(p) if p != project => Err((
@@ -106,6 +120,7 @@ pub fn authorize(
                 _ => Ok(Caller {
                     project: Some(project.clone()),
                     roles: roles.clone(),
+                    user: Some(user.clone()),
                 }),
             }
         }
@@ -184,9 +199,13 @@ pub async fn authenticate(
             let left = (info.expires_at - service.now()).max(0) as u64;
             (
                 AuthState::Authenticated {
-                    project: info.project_id,
-                    roles: info.roles,
+                    project: info.project_id.clone(),
+                    roles: info.roles.clone(),
                     expires: Some(Instant::now() + Duration::from_millis(left)),
+                    user: Arc::new(UserToken {
+                        token: token.to_string(),
+                        info,
+                    }),
                 },
                 200,
                 json!({"message": "Authentified."}),

@@ -370,6 +370,7 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
                 let ctx = crate::service::Ctx {
                     project: &s.project,
                     client_id: &s.client_id,
+                    user: None,
                 };
                 if let Err(e) = service
                     .delete_subscription(ctx, s.kind, &s.source, &s.id)

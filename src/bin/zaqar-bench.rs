@@ -159,6 +159,11 @@ struct Args {
     /// X-Project-ID of every request.
     #[arg(long, default_value = "bench")]
     project: String,
+    /// Keystone token sent as X-Auth-Token with every request (then --project must be the
+    /// token's project id). Read from the environment variable ZAQAR_BENCH_TOKEN when unset,
+    /// so it need not appear in the process list.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
     /// Also write the results as JSON to FILE (shape in --help).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -522,6 +527,8 @@ struct Target {
     /// Path prefix of --url, without a trailing slash (usually empty).
     base: String,
     project: HeaderValue,
+    /// X-Auth-Token of every request.
+    token: Option<HeaderValue>,
     timeout: Duration,
 }
 
@@ -538,6 +545,7 @@ impl Target {
 
 static CLIENT_ID: HeaderName = HeaderName::from_static("client-id");
 static PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
+static AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 
 /// What came of one request: when it was sent and finished, and the status and body or an
 /// error text.
@@ -631,6 +639,9 @@ impl Conn {
         h.insert(HOST, self.target.host.clone());
         h.insert(CLIENT_ID.clone(), self.client_id.clone());
         h.insert(PROJECT_ID.clone(), self.target.project.clone());
+        if let Some(token) = &self.target.token {
+            h.insert(AUTH_TOKEN.clone(), token.clone());
+        }
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let timeout = self.target.timeout;
         let sender = match self.ready().await {
@@ -1079,6 +1090,7 @@ async fn resolve(url: &str, project: &str, timeout: Duration) -> Result<Target, 
         host: HeaderValue::from_str(host_header).map_err(|e| format!("--url: {e}"))?,
         base: uri.path().trim_end_matches('/').to_string(),
         project: HeaderValue::from_str(project).map_err(|e| format!("--project: {e}"))?,
+        token: None,
         timeout,
     })
 }
@@ -1664,7 +1676,21 @@ fn check_args(a: &Args) -> Result<(), String> {
 
 async fn bench(args: Args, threads: usize) -> ExitCode {
     let timeout = Duration::from_secs_f64(args.timeout);
-    let target = match resolve(&args.url, &args.project, timeout).await {
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("ZAQAR_BENCH_TOKEN").ok())
+        .filter(|t| !t.is_empty());
+    let target = match resolve(&args.url, &args.project, timeout)
+        .await
+        .and_then(|mut t| {
+            if let Some(token) = token {
+                let mut v = HeaderValue::from_str(&token).map_err(|e| format!("--token: {e}"))?;
+                v.set_sensitive(true);
+                t.token = Some(v);
+            }
+            Ok(t)
+        }) {
         Ok(t) => Arc::new(t),
         Err(e) => {
             eprintln!("zaqar-bench: {e}");

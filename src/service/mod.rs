@@ -912,6 +912,8 @@ impl Service {
         let messages = self.parse_new_messages(q.project, body, &meta)?;
         let ids = self.store.post_messages(q, ctx.client_id, messages).await?;
         self.hub.notify(q.project, q.name);
+        // The post may have queued notifications: deliver them now rather than at the next poll.
+        self.notifier.wake();
         crate::metrics::messages_posted(q.project, q.name, ids.len());
         Ok(ids)
     }

@@ -32,6 +32,9 @@ use crate::storage::DataStore;
 const LEASE_MS: i64 = 60_000;
 /// Longest pause between looks at the outbox (other nodes' posts do not wake this node).
 const POLL: Duration = Duration::from_secs(1);
+/// Shortest time between two reads of the outbox after wake-ups: every post wakes the worker,
+/// and this coalesces a burst of posts into one read.
+const MIN_WAKE_GAP: Duration = Duration::from_millis(2);
 
 /// How e-mail leaves this server (`[notification] smtp_mode`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -353,12 +356,16 @@ impl Notifier {
         };
         let mut renew = tokio::time::interval(Duration::from_millis((LEASE_MS / 3) as u64));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_read = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    tokio::time::sleep_until(last_read + MIN_WAKE_GAP).await;
+                }
                 _ = tokio::time::sleep(POLL) => {}
                 _ = renew.tick() => { self.renew_leases().await; continue; }
             }
+            last_read = tokio::time::Instant::now();
             loop {
                 let Some(subs) = self.store.subscriptions() else {
                     return;

@@ -371,6 +371,14 @@ end
 return {removed, redis.call('HLEN', K.subs), redis.call('ZCARD', K.nq)}
 "#;
 
+/// Drops the counters of a source that has neither subscriptions nor batches (after the sweep
+/// removed it from the index of sources). Returns 1 if dropped.
+const SUB_FORGET: &str = r#"
+if redis.call('EXISTS', K.subs) == 1 or redis.call('EXISTS', K.nq) == 1 then return 0 end
+redis.call('DEL', K.sctr, K.nctr, K.nbm, K.nbs, K.nbl)
+return 1
+"#;
+
 /// Leases the source's oldest free batches. ARGV: now, lease ms, most batches, scan budget.
 /// Subscriptions deleted or expired since the post are dropped from a batch (a batch left with
 /// none is removed). Returns {batches left in the source,
@@ -944,6 +952,7 @@ pub(crate) struct Scripts {
     pub sub_confirm: Script,
     pub sub_purge: Script,
     pub sub_sweep: Script,
+    pub sub_forget: Script,
     pub notify_lease: Script,
     pub notify_renew: Script,
     pub notify_finish: Script,
@@ -987,6 +996,7 @@ impl Scripts {
             sub_confirm: s(SUB_CONFIRM),
             sub_purge: s(SUB_PURGE),
             sub_sweep: s(SUB_SWEEP),
+            sub_forget: s(SUB_FORGET),
             notify_lease: s(NOTIFY_LEASE),
             notify_renew: s(NOTIFY_RENEW),
             notify_finish: s(NOTIFY_FINISH),

@@ -132,6 +132,10 @@ impl RedisStore {
                     rm.arg(tag).arg(now - INDEX_GRACE_MS);
                     if self.eval::<i64>(&rm).await? == 1 {
                         offset -= 1;
+                        // Unlisted and idle for an hour: its counters go too (a later create
+                        // lists it again first; ids stay unique by their random half).
+                        let forget = self.scripts.sub_forget.key(self.keys.queue_of_tag(tag));
+                        self.eval::<i64>(&forget).await?;
                     }
                 }
             }

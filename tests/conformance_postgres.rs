@@ -523,3 +523,14 @@ fn configuration_options() {
     assert_eq!(d.schema, "zaqar");
     assert!(zaqar::storage::postgres::valid_schema_name(&d.schema));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_leasers_on_two_nodes_never_share_a_batch() {
+    let h = harness!();
+    let clock = ManualClock::default();
+    let a = h.open(&clock).await;
+    let b = h.open_same(&a, &clock).await;
+    conformance::leasers_on_two_nodes_never_share_a_batch(a.clone(), b.clone()).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -261,6 +261,16 @@ async fn notification_indexes_recover_and_are_swept() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_leasers_on_two_nodes_never_share_a_batch() {
+    for h in harnesses() {
+        let clock = ManualClock::default();
+        let (a, prefix) = h.open(&clock).await;
+        let b = open(&h.prefixes.url, &prefix, Arc::new(clock.clone())).await;
+        conformance::leasers_on_two_nodes_never_share_a_batch(a, b).await;
+    }
+}
+
 #[tokio::test]
 async fn awkward_project_ids_keep_their_own_slot_and_listing() {
     for h in harnesses() {

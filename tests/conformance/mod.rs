@@ -1450,6 +1450,49 @@ pub async fn concurrent_leasers_never_share_a_batch(h: &dyn Harness) {
     assert_eq!(one.delivered, 30);
 }
 
+/// For drivers whose backend several nodes share: `a` and `b` are two stores over the same
+/// data. Batches posted through both are leased by workers on both, each exactly once while
+/// the leases run.
+pub async fn leasers_on_two_nodes_never_share_a_batch(
+    a: Arc<dyn DataStore>,
+    b: Arc<dyn DataStore>,
+) {
+    let st = a.subscriptions().expect("a subscription store");
+    created_id(
+        st.create_subscription("p", "two", new_sub("http://x", 600))
+            .await
+            .unwrap(),
+    );
+    for i in 0..40 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.post_messages(q("p", "two"), C1, vec![msg(json!(i), 600)])
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for t in 0..6 {
+        let s = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let st = s.subscriptions().unwrap();
+            let mut mine = Vec::new();
+            loop {
+                let got = st.lease_notifications(2, 60_000).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|b| b.messages[0].id.clone()));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for t in tasks {
+        for id in t.await.unwrap() {
+            assert!(seen.insert(id), "a batch was leased by two workers");
+        }
+    }
+    assert_eq!(seen.len(), 40, "every batch was leased");
+}
+
 /// Each post writes exactly one batch with exactly its messages, also under concurrent posts,
 /// and only for sources with unexpired subscriptions.
 pub async fn each_post_writes_one_batch_with_its_messages(h: &dyn Harness) {

@@ -149,7 +149,7 @@ async fn data_survives_reopen_and_migrations_run_once() {
         "the marker sequence goes on"
     );
     let versions = versions(&h.schemas.url, s.schema()).await;
-    assert_eq!(versions, vec![1], "each migration recorded once");
+    assert_eq!(versions, vec![1, 2], "each migration recorded once");
 }
 
 async fn versions(url: &str, schema: &str) -> Vec<i32> {
@@ -522,4 +522,15 @@ fn configuration_options() {
     let d = Config::defaults().postgresql;
     assert_eq!(d.schema, "zaqar");
     assert!(zaqar::storage::postgres::valid_schema_name(&d.schema));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_leasers_on_two_nodes_never_share_a_batch() {
+    let h = harness!();
+    let clock = ManualClock::default();
+    let a = h.open(&clock).await;
+    let b = h.open_same(&a, &clock).await;
+    conformance::leasers_on_two_nodes_never_share_a_batch(a.clone(), b.clone()).await;
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -204,6 +204,73 @@ async fn concurrent_drains_by_two_nodes_apply_once() {
     }
 }
 
+/// The outbox indexes across slots: a batch whose source a crashed node never listed as
+/// pending is found by the next sweep; the sweep removes expired subscriptions and, once a
+/// source is idle, every key of it.
+#[tokio::test]
+async fn notification_indexes_recover_and_are_swept() {
+    use zaqar::model::{DeliveryOutcome, NewSubscription, SubscriptionCreated};
+    for h in harnesses() {
+        let clock = ManualClock::default();
+        let (s, prefix) = h.open(&clock).await;
+        let st = s.subscriptions().unwrap();
+        let qa = q("p", "n");
+        let sub = NewSubscription {
+            subscriber: "http://a".into(),
+            ttl: 60,
+            options: Default::default(),
+            confirmed: true,
+        };
+        let SubscriptionCreated::New(id) = st.create_subscription("p", "n", sub).await.unwrap()
+        else {
+            panic!()
+        };
+        s.post_messages(qa, C1, vec![msg(json!(1), 600)])
+            .await
+            .unwrap();
+        // As if the posting node died between its script and listing the source as pending.
+        redis_support::on_every_master(
+            &h.prefixes.url,
+            &["ZREM", &format!("{prefix}:{{g}}:npend"), "p/n"],
+        );
+        assert!(st.lease_notifications(10, 60_000).await.unwrap().is_empty());
+        s.collect_garbage().await.unwrap();
+        let found = st.lease_notifications(10, 60_000).await.unwrap();
+        assert_eq!(found.len(), 1, "the sweep lists the batch again");
+        st.finish_notification(&found[0].key, &id, DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        // The subscription expires; the sweep removes it, and an hour later the source's keys.
+        clock.advance_secs(61);
+        assert_eq!(
+            s.collect_garbage().await.unwrap(),
+            1,
+            "the expired subscription"
+        );
+        clock.advance_secs(3600);
+        s.collect_garbage().await.unwrap();
+        s.delete_queue(qa).await.unwrap();
+        s.collect_garbage().await.unwrap();
+        // The workers' next scan drops the source from the pending index.
+        assert!(st.lease_notifications(10, 60_000).await.unwrap().is_empty());
+        assert_eq!(
+            redis_support::count_prefix(&h.prefixes.url, &prefix),
+            0,
+            "nothing of the source is left behind"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_leasers_on_two_nodes_never_share_a_batch() {
+    for h in harnesses() {
+        let clock = ManualClock::default();
+        let (a, prefix) = h.open(&clock).await;
+        let b = open(&h.prefixes.url, &prefix, Arc::new(clock.clone())).await;
+        conformance::leasers_on_two_nodes_never_share_a_batch(a, b).await;
+    }
+}
+
 #[tokio::test]
 async fn awkward_project_ids_keep_their_own_slot_and_listing() {
     for h in harnesses() {

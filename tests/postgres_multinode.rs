@@ -4,6 +4,7 @@
 //! without the variable, unless `ZAQAR_TEST_REQUIRE_BACKENDS=1`.
 
 mod postgres_support;
+mod webhook_support;
 
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -200,4 +201,16 @@ async fn two_nodes_share_one_database() {
     );
     drop(a);
     drop(b);
+}
+
+/// Webhook notifications posted through two nodes sharing one schema reach each subscriber
+/// exactly once (the outbox rows are leased with FOR UPDATE SKIP LOCKED by both nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_through_two_nodes_arrive_once_per_subscriber() {
+    let Some(url) = backend() else { return };
+    let schemas = Schemas::new(url.clone());
+    let schema = schemas.fresh();
+    let a = start(&url, &schema).await;
+    let b = start(&url, &schema).await;
+    webhook_support::each_notification_arrives_once_per_subscriber(&a.base, &b.base, PROJECT).await;
 }

@@ -3,6 +3,7 @@
 //! returns promptly when the other node posts.
 
 mod redis_support;
+mod webhook_support;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -207,5 +208,22 @@ async fn long_poll_on_one_node_wakes_for_a_post_on_the_other() {
             .await
             .unwrap();
         }
+    }
+}
+
+/// Webhook notifications posted through two nodes sharing one Redis (standalone and, when
+/// configured, the cluster) reach each subscriber exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_through_two_nodes_arrive_once_per_subscriber() {
+    for var in [STANDALONE, redis_support::CLUSTER] {
+        let Some(url) = backend(var) else {
+            continue;
+        };
+        let prefixes = Prefixes::new(url.clone());
+        let prefix = prefixes.fresh();
+        let a = start_server(&url, &prefix, &[]).await;
+        let b = start_server(&url, &prefix, &[]).await;
+        webhook_support::each_notification_arrives_once_per_subscriber(&a.base, &b.base, PROJECT)
+            .await;
     }
 }

@@ -1,4 +1,4 @@
-//! Storage traits. Every driver (embedded now; Redis and PostgreSQL later) implements them, and the
+//! Storage traits. Every driver (embedded, Redis, PostgreSQL) implements them, and the
 //! conformance suite in `tests/conformance/` runs unchanged against each.
 //!
 //! Contract for implementors:

@@ -1381,6 +1381,300 @@ pub async fn posts_write_durable_notifications(h: &dyn Harness) {
     );
 }
 
+fn created_id(c: zaqar::model::SubscriptionCreated) -> String {
+    match c {
+        zaqar::model::SubscriptionCreated::New(id) => id,
+        other => panic!("expected a new subscription, got {other:?}"),
+    }
+}
+
+/// Concurrent leasers (as on several API nodes) never hold the same batch at once, and every
+/// batch is handed out.
+pub async fn concurrent_leasers_never_share_a_batch(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    let sid = created_id(
+        st.create_subscription("p", "fan", new_sub("http://x", 600))
+            .await
+            .unwrap(),
+    );
+    for i in 0..40 {
+        s.post_messages(q("p", "fan"), C1, vec![msg(json!(i), 600)])
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let st = s.subscriptions().unwrap();
+            let mut mine = Vec::new();
+            loop {
+                let got = st.lease_notifications(3, 60_000).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                for b in got {
+                    assert_eq!(b.messages.len(), 1);
+                    mine.push((b.key, b.messages[0].body.get().to_string()));
+                }
+            }
+        }));
+    }
+    let mut keys = HashSet::new();
+    let mut bodies = HashSet::new();
+    for t in tasks {
+        for (k, body) in t.await.unwrap() {
+            assert!(keys.insert(k), "a batch was leased twice");
+            assert!(bodies.insert(body));
+        }
+    }
+    assert_eq!(keys.len(), 40, "every batch handed out once");
+    assert!(st.lease_notifications(10, 60_000).await.unwrap().is_empty());
+    // Finished batches are gone for good; the others come back when their lease lapses.
+    let mut keys: Vec<String> = keys.into_iter().collect();
+    keys.sort();
+    for k in &keys[..30] {
+        st.finish_notification(k, &sid, zaqar::model::DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+    }
+    clock.advance_secs(61);
+    let again = st.lease_notifications(100, 60_000).await.unwrap();
+    assert_eq!(again.len(), 10, "only the unfinished batches return");
+    let one = st
+        .get_subscription("p", "fan", &sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.delivered, 30);
+}
+
+/// For drivers whose backend several nodes share: `a` and `b` are two stores over the same
+/// data. Batches posted through both are leased by workers on both, each exactly once while
+/// the leases run.
+pub async fn leasers_on_two_nodes_never_share_a_batch(
+    a: Arc<dyn DataStore>,
+    b: Arc<dyn DataStore>,
+) {
+    let st = a.subscriptions().expect("a subscription store");
+    created_id(
+        st.create_subscription("p", "two", new_sub("http://x", 600))
+            .await
+            .unwrap(),
+    );
+    for i in 0..40 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.post_messages(q("p", "two"), C1, vec![msg(json!(i), 600)])
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for t in 0..6 {
+        let s = if t % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let st = s.subscriptions().unwrap();
+            let mut mine = Vec::new();
+            loop {
+                let got = st.lease_notifications(2, 60_000).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|b| b.messages[0].id.clone()));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for t in tasks {
+        for id in t.await.unwrap() {
+            assert!(seen.insert(id), "a batch was leased by two workers");
+        }
+    }
+    assert_eq!(seen.len(), 40, "every batch was leased");
+}
+
+/// Each post writes exactly one batch with exactly its messages, also under concurrent posts,
+/// and only for sources with unexpired subscriptions.
+pub async fn each_post_writes_one_batch_with_its_messages(h: &dyn Harness) {
+    let Env { s, clock } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    created_id(
+        st.create_subscription("p", "hot", new_sub("http://a", 600))
+            .await
+            .unwrap(),
+    );
+    created_id(
+        st.create_subscription("p", "brief", new_sub("http://b", 60))
+            .await
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut posts = Vec::new();
+            for i in 0..5 {
+                let batch = (0..1 + (t + i) % 3)
+                    .map(|j| msg(json!([t, i, j]), 600))
+                    .collect();
+                posts.push(s.post_messages(q("p", "hot"), C1, batch).await.unwrap());
+            }
+            posts
+        }));
+    }
+    let mut posts = Vec::new();
+    for t in tasks {
+        posts.extend(t.await.unwrap());
+    }
+    // Posts elsewhere write nothing for these subscriptions.
+    post_n(&s, q("p", "quiet"), 3).await;
+    post_n(&s, q("p2", "hot"), 3).await;
+    let leased = st.lease_notifications(1000, 3_600_000).await.unwrap();
+    assert_eq!(leased.len(), posts.len(), "one batch per post");
+    let mut got: Vec<Vec<String>> = leased
+        .iter()
+        .map(|b| {
+            assert_eq!((b.project.as_str(), b.source.as_str()), ("p", "hot"));
+            b.messages.iter().map(|m| m.id.clone()).collect()
+        })
+        .collect();
+    got.sort();
+    posts.sort();
+    assert_eq!(
+        got, posts,
+        "each batch holds exactly its post's messages, in order"
+    );
+    // An expired subscription gets no batch; its source none at all.
+    clock.advance_secs(61);
+    post_n(&s, q("p", "brief"), 2).await;
+    let none = st.lease_notifications(10, 60_000).await.unwrap();
+    assert!(
+        none.is_empty(),
+        "{:?}",
+        none.iter().map(|b| &b.source).collect::<Vec<_>>()
+    );
+}
+
+/// Expired subscriptions are invisible to every operation and drop out of pending batches;
+/// their subscriber URI is free again.
+pub async fn expired_subscriptions_are_invisible(h: &dyn Harness) {
+    use zaqar::model::{SubscriptionCreated, SubscriptionUpdate};
+    let Env { s, clock } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    let short = created_id(
+        st.create_subscription("p", "e", new_sub("http://short", 60))
+            .await
+            .unwrap(),
+    );
+    let long = created_id(
+        st.create_subscription("p", "e", new_sub("http://long", 600))
+            .await
+            .unwrap(),
+    );
+    st.confirm_subscription("p", "e", &short, true)
+        .await
+        .unwrap();
+    post_n(&s, q("p", "e"), 1).await;
+    clock.advance_secs(60);
+    assert!(st
+        .get_subscription("p", "e", &short)
+        .await
+        .unwrap()
+        .is_none());
+    let listed = st.list_subscriptions("p", "e", None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|x| x.id.clone()).collect::<Vec<_>>(),
+        vec![long.clone()]
+    );
+    assert!(!st
+        .confirm_subscription("p", "e", &short, true)
+        .await
+        .unwrap());
+    let err = st
+        .update_subscription("p", "e", &short, SubscriptionUpdate::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    // The batch posted before the expiry now only serves the live subscription.
+    let leased = st.lease_notifications(10, 60_000).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(
+        leased[0]
+            .subscribers
+            .iter()
+            .map(|x| x.id.clone())
+            .collect::<Vec<_>>(),
+        vec![long.clone()]
+    );
+    // The URI of the expired one can be taken, by a new subscription or an update.
+    let again = st
+        .create_subscription("p", "e", new_sub("http://short", 600))
+        .await
+        .unwrap();
+    let SubscriptionCreated::New(again) = again else {
+        panic!("{again:?}")
+    };
+    assert_ne!(again, short);
+    let fresh = st
+        .get_subscription("p", "e", &again)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!fresh.confirmed, "nothing of the expired one carries over");
+    st.delete_subscription("p", "e", &again).await.unwrap();
+    st.update_subscription(
+        "p",
+        "e",
+        &long,
+        SubscriptionUpdate {
+            subscriber: Some("http://short".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    clock.advance_secs(600);
+    assert!(st
+        .list_subscriptions("p", "e", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    post_n(&s, q("p", "e"), 1).await;
+    clock.advance_secs(61);
+    assert!(st.lease_notifications(10, 60_000).await.unwrap().is_empty());
+}
+
+/// Deleting or purging a queue's messages leaves its subscriptions and pending notifications.
+pub async fn queue_deletion_keeps_subscriptions_and_pending_batches(h: &dyn Harness) {
+    let Env { s, .. } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    let sid = created_id(
+        st.create_subscription("p", "d", new_sub("http://a", 600))
+            .await
+            .unwrap(),
+    );
+    let ids = post_n(&s, q("p", "d"), 2).await;
+    s.purge_messages(q("p", "d")).await.unwrap();
+    s.delete_queue(q("p", "d")).await.unwrap();
+    assert!(s.get_queue(q("p", "d")).await.unwrap().is_none());
+    assert!(st.get_subscription("p", "d", &sid).await.unwrap().is_some());
+    let leased = st.lease_notifications(10, 60_000).await.unwrap();
+    assert_eq!(leased.len(), 1, "the notification outlives its messages");
+    assert_eq!(
+        leased[0]
+            .messages
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    // A re-created queue notifies the same subscription.
+    post_n(&s, q("p", "d"), 1).await;
+    let next = st.lease_notifications(10, 60_000).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].subscribers[0].id, sid);
+}
+
 /// Expands to one test per conformance case for the harness expression `$h`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -1396,7 +1690,10 @@ macro_rules! conformance_tests {
             release_makes_messages_claimable, delayed_messages_wait, projects_are_isolated,
             stored_flags_round_trip, dead_letter_after_max_claims, dead_letter_mixed_batch_and_ttl,
             dead_letter_keeps_remaining_life_without_ttl, redrive_returns_messages_to_their_source,
-            subscriptions_crud_and_uniqueness, posts_write_durable_notifications);
+            subscriptions_crud_and_uniqueness, posts_write_durable_notifications,
+            concurrent_leasers_never_share_a_batch, each_post_writes_one_batch_with_its_messages,
+            expired_subscriptions_are_invisible,
+            queue_deletion_keeps_subscriptions_and_pending_batches);
     };
     (@cases $h:expr; $($case:ident),* $(,)?) => {
         $(

@@ -183,6 +183,24 @@ pub fn delete_prefix(url: &str, prefix: &str) {
     }
 }
 
+/// Runs one command on every master, ignoring errors (on a cluster only the master owning the
+/// key's slot accepts it; the others answer MOVED).
+pub fn on_every_master(url: &str, args: &[&str]) {
+    for m in masters(url) {
+        let Ok(client) = redis::Client::open(m.as_str()) else {
+            continue;
+        };
+        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+            continue;
+        };
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        let _: redis::RedisResult<redis::Value> = cmd.query(&mut c);
+    }
+}
+
 /// Number of keys under `prefix` (on every master).
 pub fn count_prefix(url: &str, prefix: &str) -> usize {
     let mut n = 0;

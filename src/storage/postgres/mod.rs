@@ -21,6 +21,7 @@
 mod notify;
 mod schema;
 mod sql;
+mod subs;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -742,8 +743,11 @@ impl Shared {
         let mut checksums: Vec<Option<&str>> = Vec::with_capacity(total);
         let mut encrypted = Vec::with_capacity(total);
         let mut bodies: Vec<&str> = Vec::with_capacity(total);
-        for p in batch {
+        // Which post of the group each message belongs to: one notification batch per post.
+        let mut posts: Vec<i32> = Vec::with_capacity(total);
+        for (i, p) in batch.iter().enumerate() {
             for m in &p.messages {
+                posts.push(i as i32);
                 suffixes.push(rand::random::<i64>());
                 ttls.push(m.ttl);
                 delays.push(m.delay);
@@ -765,6 +769,7 @@ impl Shared {
             .bind(&checksums)
             .bind(&encrypted)
             .bind(&bodies)
+            .bind(&posts)
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
@@ -1331,7 +1336,11 @@ impl Shared {
 
     async fn collect_garbage(&self) -> Result<u64> {
         let mut removed = 0;
-        for sql in [SQL_SWEEP_MESSAGES, SQL_SWEEP_CLAIMS] {
+        for sql in [
+            SQL_SWEEP_MESSAGES,
+            SQL_SWEEP_CLAIMS,
+            SQL_SWEEP_SUBSCRIPTIONS,
+        ] {
             for _ in 0..GC_ROUNDS {
                 let n = sqlx::query(sql)
                     .bind(self.now())
@@ -1506,6 +1515,10 @@ impl DataStore for PostgresStore {
                 .map_err(db_err)
         })
         .await
+    }
+
+    fn subscriptions(&self) -> Option<&dyn crate::storage::SubscriptionStore> {
+        Some(self)
     }
 
     fn attach_hub(&self, hub: Arc<Hub>) {

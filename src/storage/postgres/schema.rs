@@ -27,11 +27,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in version order.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "message_store",
-    sql: include_str!("../../../migrations/postgresql/0001_message_store.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "message_store",
+        sql: include_str!("../../../migrations/postgresql/0001_message_store.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "subscriptions",
+        sql: include_str!("../../../migrations/postgresql/0002_subscriptions.sql"),
+    },
+];
 
 /// The schema version this binary expects.
 pub(crate) fn current_version() -> i32 {

@@ -10,7 +10,8 @@ WITH q AS (
     VALUES ($1, $2, $3, 1, '{}', $4)
     ON CONFLICT (project, name) DO UPDATE SET last_marker = t.last_marker + EXCLUDED.last_marker
     RETURNING id, last_marker
-)
+),
+ins AS (
 INSERT INTO messages (queue_id, marker, suffix, created, ttl, expires, delay_expires, client_id,
                       checksum, encrypted, body)
 SELECT q.id, q.last_marker - $4 + v.ord, v.suffix, $3, v.ttl, $3 + v.ttl * 1000,
@@ -18,7 +19,30 @@ SELECT q.id, q.last_marker - $4 + v.ord, v.suffix, $3, v.ttl, $3 + v.ttl * 1000,
 FROM q, unnest($5::int8[], $6::int8[], $7::int8[], $8::text[], $9::text[], $10::bool[],
                $11::text[]) WITH ORDINALITY AS v(suffix, ttl, delay, client_id, checksum,
                                                   encrypted, body, ord)
-RETURNING marker, suffix";
+RETURNING marker, suffix, ttl, delay_expires, encrypted, body
+),
+s AS (
+    SELECT id, confirmed FROM subscriptions
+    WHERE project = $1 AND source = $2 AND expires > $3
+),
+nb AS (
+    INSERT INTO notifications (project, source, markers, suffixes, ttls, delays, encrypted,
+                               bodies, pending, unconfirmed)
+    SELECT $1, $2, array_agg(i.marker ORDER BY i.marker), array_agg(i.suffix ORDER BY i.marker),
+           array_agg(i.ttl ORDER BY i.marker),
+           array_agg((i.delay_expires - $3) / 1000 ORDER BY i.marker),
+           array_agg(i.encrypted ORDER BY i.marker), array_agg(i.body ORDER BY i.marker),
+           (SELECT array_agg(id ORDER BY id) FROM s),
+           (SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE NOT confirmed), '{}') FROM s)
+    FROM ins i
+    CROSS JOIN q
+    JOIN unnest($12::int4[]) WITH ORDINALITY AS g(post, ord)
+      ON g.ord = i.marker - (q.last_marker - $4)
+    WHERE EXISTS (SELECT 1 FROM s)
+    GROUP BY g.post
+    ORDER BY g.post
+)
+SELECT marker, suffix FROM ins";
 
 pub(super) const SQL_LIST: &str = "
 SELECT * FROM messages
@@ -260,3 +284,11 @@ WITH doomed AS (
 )
 DELETE FROM claims c USING doomed
 WHERE c.queue_id = doomed.queue_id AND c.id = doomed.id";
+
+pub(super) const SQL_SWEEP_SUBSCRIPTIONS: &str = "
+WITH doomed AS (
+    SELECT project, source, id FROM subscriptions WHERE expires <= $1 LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM subscriptions s USING doomed
+WHERE s.project = doomed.project AND s.source = doomed.source AND s.id = doomed.id";

@@ -62,6 +62,29 @@ impl Keys {
         format!("{}:{{{}/{}}}:q", self.prefix, enc(q.project), enc(q.name))
     }
 
+    /// The hash tag of a queue without its braces: `<project>/<queue>`, both encoded. Members
+    /// of the global notification indexes.
+    pub fn tag(&self, q: QueueRef<'_>) -> String {
+        format!("{}/{}", enc(q.project), enc(q.name))
+    }
+
+    /// The queue record key of a [`tag`](Self::tag).
+    pub fn queue_of_tag(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:q", self.prefix)
+    }
+
+    /// Sorted set of the tags of sources that have (or recently had) subscriptions, scored by
+    /// the time a subscription was last created there (the sweep walks it; see `docs/redis.md`).
+    pub fn notify_sources(&self) -> String {
+        format!("{}:{{g}}:nsrc", self.prefix)
+    }
+
+    /// Sorted set of the tags of sources with pending notification batches, scored by the time
+    /// the source entered it (the delivery workers' lease scan walks it).
+    pub fn notify_pending(&self) -> String {
+        format!("{}:{{g}}:npend", self.prefix)
+    }
+
     /// Sorted set (all scores 0) of a project's queue names, in byte order.
     pub fn project_index(&self, project: &str) -> String {
         format!("{}:{{i:{}}}:queues", self.prefix, enc(project))

@@ -19,6 +19,7 @@
 mod conn;
 mod keys;
 mod scripts;
+mod subs;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -433,7 +434,7 @@ impl RedisStore {
                 removed += self.sweep_project(&p).await?;
             }
             if next == 0 {
-                return Ok(removed);
+                return Ok(removed + self.sweep_subscriptions().await?);
             }
             cursor = next;
         }
@@ -660,7 +661,10 @@ impl MessageStore for RedisStore {
             inv.arg(encode_record(&rec)?).arg(expires).arg(delay);
             suffixes.push(suffix);
         }
-        let (indexed, first): (i64, u64) = self.eval(&inv).await?;
+        let (indexed, first, batch): (i64, u64, i64) = self.eval(&inv).await?;
+        if batch == 1 {
+            self.note_pending(q).await;
+        }
         if indexed == 0 {
             self.index_queue_logged(q).await;
         }
@@ -950,6 +954,10 @@ impl ClaimStore for RedisStore {
 impl DataStore for RedisStore {
     async fn ping(&self) -> Result<()> {
         self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    }
+
+    fn subscriptions(&self) -> Option<&dyn crate::storage::SubscriptionStore> {
+        Some(self)
     }
 
     /// Subscribes to the store's event channel and wakes this node's waiters for writes made

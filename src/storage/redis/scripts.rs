@@ -16,6 +16,13 @@
 //! - `P cex`    zset claim id→expiry
 //! - `P obt`/`P obp`/`P obl` hashes transfer id → target / payload / lease (outbox)
 //! - `P xd`     hash transfer id → time applied (done-markers of incoming transfers)
+//! - `P subs`   hash subscription id → record (MessagePack array, see `SUB_*`)
+//! - `P sids`   zset (scores 0) of subscription ids: lexical = creation order
+//! - `P suri`   hash subscriber URI → subscription id; `P sctr` the id counter
+//! - `P nq`     zset seq→seq: pending notification batches, oldest first; `P nctr` their counter
+//! - `P nbm`    hash seq → {first marker, {message record}...} (copies of the posted messages)
+//! - `P nbs`    hash seq → {pending subscription ids, those unconfirmed at posting time}
+//! - `P nbl`    hash seq → lease expiry (absent: never leased)
 //!
 //! Every message is in `msgs`, `all` and `exp` and in exactly one of `free`, `clm`, `dly`.
 //! Entries of `clm` and `dly` whose score has passed are moved to `free` by `settle` at the start
@@ -30,8 +37,26 @@ local P = string.sub(QK, 1, -2)
 local K = {
   q = QK, ctr = P .. 'ctr', msgs = P .. 'msgs', all = P .. 'all', exp = P .. 'exp',
   free = P .. 'free', clm = P .. 'clm', dly = P .. 'dly', cex = P .. 'cex',
-  obt = P .. 'obt', obp = P .. 'obp', obl = P .. 'obl', xd = P .. 'xd'
+  obt = P .. 'obt', obp = P .. 'obp', obl = P .. 'obl', xd = P .. 'xd',
+  subs = P .. 'subs', sids = P .. 'sids', suri = P .. 'suri', sctr = P .. 'sctr',
+  nq = P .. 'nq', nbm = P .. 'nbm', nbs = P .. 'nbs', nbl = P .. 'nbl', nctr = P .. 'nctr'
 }
+-- Subscription record fields: 1 subscriber, 2 ttl, 3 created, 4 expires, 5 options JSON,
+-- 6 confirmed (0/1), 7 secret, 8 delivered, 9 failed, 10 last error ('' none).
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + 999, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+local function drop_batch(seq)
+  redis.call('HDEL', K.nbm, seq)
+  redis.call('HDEL', K.nbs, seq)
+  redis.call('HDEL', K.nbl, seq)
+  redis.call('ZREM', K.nq, seq)
+end
 -- Record fields: 1 suffix, 2 ttl, 3 created, 4 expires, 5 client, 6 claim id ('' none),
 -- 7 claim expiry, 8 claim count, 9 delay expiry, 10 checksum, 11 encrypted, 12 moved from,
 -- 13 body.
@@ -179,8 +204,287 @@ reap(now, 16)
 local items = {}
 for b = 4, #ARGV, 3 do items[#items + 1] = {ARGV[b], ARGV[b + 1], ARGV[b + 2]} end
 local first = append(items, now)
+-- The notification batch, in the same script as the messages (see SUB_* below).
+local batch = 0
+if first and redis.call('EXISTS', K.subs) == 1 then
+  local ids = redis.call('ZRANGE', K.sids, 0, -1)
+  local raws = hmget(K.subs, ids)
+  local pending, unconfirmed = {}, {}
+  for i, id in ipairs(ids) do
+    if raws[i] then
+      local r = decode(raws[i])
+      if r[4] > now then
+        pending[#pending + 1] = id
+        if r[6] ~= 1 then unconfirmed[#unconfirmed + 1] = id end
+      end
+    end
+  end
+  if #pending > 0 then
+    local seq = num(redis.call('INCR', K.nctr))
+    local recs = {}
+    for i, it in ipairs(items) do recs[i] = it[1] end
+    redis.call('HSET', K.nbm, seq, encode({first, recs}))
+    redis.call('HSET', K.nbs, seq, encode({pending, unconfirmed}))
+    redis.call('ZADD', K.nq, seq, seq)
+    batch = 1
+  end
+end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
-return {ix, num(first or 0)}
+return {ix, num(first or 0), batch}
+"#;
+
+/// ARGV: now, subscriber URI, record (without id), random id part.
+/// Returns {0 new | 1 existing unconfirmed | 2 existing confirmed, id}.
+const SUB_CREATE: &str = r#"
+local now = tonumber(ARGV[1])
+local uri = ARGV[2]
+local old = redis.call('HGET', K.suri, uri)
+if old then
+  local raw = redis.call('HGET', K.subs, old)
+  if raw then
+    local r = decode(raw)
+    if r[4] > now then
+      if r[6] == 1 then return {2, old} end
+      return {1, old}
+    end
+    -- An expired subscription with that URI: replace it.
+    redis.call('HDEL', K.subs, old)
+    redis.call('ZREM', K.sids, old)
+  end
+end
+local id = string.format('%016x', redis.call('INCR', K.sctr)) .. ARGV[4]
+redis.call('HSET', K.subs, id, ARGV[3])
+redis.call('ZADD', K.sids, 0, id)
+redis.call('HSET', K.suri, uri, id)
+return {0, id}
+"#;
+
+/// ARGV: now, marker ('' none), limit. Returns {id, record}... of live subscriptions after the
+/// marker in id order.
+const SUB_LIST: &str = r#"
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[3])
+local start = '-'
+if ARGV[2] ~= '' then start = '(' .. ARGV[2] end
+local out = {}
+local found = 0
+while found < limit do
+  local ids = redis.call('ZRANGEBYLEX', K.sids, start, '+', 'LIMIT', 0, 64)
+  if #ids == 0 then break end
+  local raws = hmget(K.subs, ids)
+  for i, id in ipairs(ids) do
+    start = '(' .. id
+    if raws[i] and decode(raws[i])[4] > now then
+      out[#out + 1] = id
+      out[#out + 1] = raws[i]
+      found = found + 1
+      if found >= limit then break end
+    end
+  end
+end
+return out
+"#;
+
+/// ARGV: now, id. Returns the record of a live subscription, or nil.
+const SUB_GET: &str = r#"
+local raw = redis.call('HGET', K.subs, ARGV[2])
+if raw and decode(raw)[4] > tonumber(ARGV[1]) then return raw end
+return false
+"#;
+
+/// ARGV: now, id, has subscriber, subscriber, has ttl, ttl, new expiry, has options, options.
+/// Returns 0 updated, 1 not found, 2 subscriber taken by another live subscription.
+const SUB_UPDATE: &str = r#"
+local now = tonumber(ARGV[1])
+local id = ARGV[2]
+local raw = redis.call('HGET', K.subs, id)
+if not raw then return 1 end
+local r = decode(raw)
+if r[4] <= now then return 1 end
+if ARGV[3] == '1' and ARGV[4] ~= r[1] then
+  local other = redis.call('HGET', K.suri, ARGV[4])
+  if other and other ~= id then
+    local oraw = redis.call('HGET', K.subs, other)
+    if oraw and decode(oraw)[4] > now then return 2 end
+    if oraw then
+      redis.call('HDEL', K.subs, other)
+      redis.call('ZREM', K.sids, other)
+    end
+  end
+  if redis.call('HGET', K.suri, r[1]) == id then redis.call('HDEL', K.suri, r[1]) end
+  redis.call('HSET', K.suri, ARGV[4], id)
+  r[1] = ARGV[4]
+end
+if ARGV[5] == '1' then
+  r[2] = tonumber(ARGV[6])
+  r[4] = tonumber(ARGV[7])
+end
+if ARGV[8] == '1' then r[5] = ARGV[9] end
+redis.call('HSET', K.subs, id, encode(r))
+return 0
+"#;
+
+/// ARGV: id. Deletes the subscription if it exists.
+const SUB_DELETE: &str = r#"
+local id = ARGV[1]
+local raw = redis.call('HGET', K.subs, id)
+if not raw then return 0 end
+local r = decode(raw)
+redis.call('HDEL', K.subs, id)
+redis.call('ZREM', K.sids, id)
+if redis.call('HGET', K.suri, r[1]) == id then redis.call('HDEL', K.suri, r[1]) end
+return 1
+"#;
+
+/// ARGV: now, id, confirmed (0/1). Returns 1 when a live subscription was changed.
+const SUB_CONFIRM: &str = r#"
+local raw = redis.call('HGET', K.subs, ARGV[2])
+if not raw then return 0 end
+local r = decode(raw)
+if r[4] <= tonumber(ARGV[1]) then return 0 end
+r[6] = tonumber(ARGV[3])
+redis.call('HSET', K.subs, ARGV[2], encode(r))
+return 1
+"#;
+
+/// Deletes every subscription of the source (the id counter stays: ids never repeat).
+const SUB_PURGE: &str = r#"
+redis.call('DEL', K.subs, K.sids, K.suri)
+return 1
+"#;
+
+/// Removes expired subscriptions. ARGV: now. Returns {removed, subscriptions left, batches}.
+const SUB_SWEEP: &str = r#"
+local now = tonumber(ARGV[1])
+local removed = 0
+local ids = redis.call('ZRANGE', K.sids, 0, -1)
+local raws = hmget(K.subs, ids)
+for i, id in ipairs(ids) do
+  local r = raws[i] and decode(raws[i])
+  if not r or r[4] <= now then
+    redis.call('HDEL', K.subs, id)
+    redis.call('ZREM', K.sids, id)
+    if r and redis.call('HGET', K.suri, r[1]) == id then redis.call('HDEL', K.suri, r[1]) end
+    removed = removed + 1
+  end
+end
+return {removed, redis.call('HLEN', K.subs), redis.call('ZCARD', K.nq)}
+"#;
+
+/// Drops the counters of a source that has neither subscriptions nor batches (after the sweep
+/// removed it from the index of sources). Returns 1 if dropped.
+const SUB_FORGET: &str = r#"
+if redis.call('EXISTS', K.subs) == 1 or redis.call('EXISTS', K.nq) == 1 then return 0 end
+redis.call('DEL', K.sctr, K.nctr, K.nbm, K.nbs, K.nbl)
+return 1
+"#;
+
+/// Leases the source's oldest free batches. ARGV: now, lease ms, most batches, scan budget.
+/// Subscriptions deleted or expired since the post are dropped from a batch (a batch left with
+/// none is removed). Returns {batches left in the source,
+/// {{seq, {marker, record}..., {id, record, confirmed at posting}...}...}}.
+const NOTIFY_LEASE: &str = r#"
+local now = tonumber(ARGV[1])
+local want = tonumber(ARGV[3])
+local seqs = redis.call('ZRANGE', K.nq, 0, tonumber(ARGV[4]) - 1)
+local out = {}
+if #seqs > 0 then
+  local leases = hmget(K.nbl, seqs)
+  for i, seq in ipairs(seqs) do
+    if #out >= want then break end
+    if tonumber(leases[i] or '0') <= now then
+      local sraw = redis.call('HGET', K.nbs, seq)
+      local mraw = redis.call('HGET', K.nbm, seq)
+      if not sraw or not mraw then
+        drop_batch(seq)
+      else
+        local st = decode(sraw)
+        local unconfirmed = {}
+        for _, u in ipairs(st[2] or {}) do unconfirmed[u] = true end
+        local pending, subs = {}, {}
+        for _, id in ipairs(st[1] or {}) do
+          local raw = redis.call('HGET', K.subs, id)
+          if raw and decode(raw)[4] > now then
+            pending[#pending + 1] = id
+            subs[#subs + 1] = id
+            subs[#subs + 1] = raw
+            if unconfirmed[id] then subs[#subs + 1] = 0 else subs[#subs + 1] = 1 end
+          end
+        end
+        if #pending == 0 then
+          drop_batch(seq)
+        else
+          st[1] = pending
+          redis.call('HSET', K.nbs, seq, encode(st))
+          redis.call('HSET', K.nbl, seq, num(now + tonumber(ARGV[2])))
+          local m = decode(mraw)
+          local msgs = {}
+          for j, rec in ipairs(m[2]) do
+            msgs[#msgs + 1] = num(m[1] + j - 1)
+            msgs[#msgs + 1] = rec
+          end
+          out[#out + 1] = {seq, msgs, subs}
+        end
+      end
+    end
+  end
+end
+return {redis.call('ZCARD', K.nq), out}
+"#;
+
+/// ARGV: seq, lease until. Extends the lease of a batch that still exists.
+const NOTIFY_RENEW: &str = r#"
+if redis.call('ZSCORE', K.nq, ARGV[1]) then
+  redis.call('HSET', K.nbl, ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// ARGV: seq, subscription id, outcome (0 delivered, 1 gave up, 2 skipped), error text.
+/// Returns 1 when the subscriber was pending (0: a replay or an unknown batch).
+const NOTIFY_FINISH: &str = r#"
+local seq = ARGV[1]
+local sid = ARGV[2]
+local sraw = redis.call('HGET', K.nbs, seq)
+if not sraw then return 0 end
+local st = decode(sraw)
+local pending, found = {}, false
+for _, id in ipairs(st[1] or {}) do
+  if id == sid then found = true else pending[#pending + 1] = id end
+end
+if not found then return 0 end
+if #pending == 0 then
+  drop_batch(seq)
+else
+  st[1] = pending
+  redis.call('HSET', K.nbs, seq, encode(st))
+end
+if ARGV[3] ~= '2' then
+  local raw = redis.call('HGET', K.subs, sid)
+  if raw then
+    local r = decode(raw)
+    if ARGV[3] == '0' then
+      r[8] = r[8] + 1
+    else
+      r[9] = r[9] + 1
+      r[10] = ARGV[4]
+    end
+    redis.call('HSET', K.subs, sid, encode(r))
+  end
+end
+return 1
+"#;
+
+/// On a global index (KEYS[1], a sorted set): removes member ARGV[1] if its score is at most
+/// ARGV[2]. Returns 1 if removed.
+const INDEX_REMOVE_IF_OLD: &str = r#"
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) <= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 "#;
 
 /// One chunk of a listing. ARGV: now, after (exclusive marker), want, include_claimed,
@@ -640,6 +944,19 @@ pub(crate) struct Scripts {
     pub outbox_apply: Script,
     pub outbox_done: Script,
     pub sweep: Script,
+    pub sub_create: Script,
+    pub sub_list: Script,
+    pub sub_get: Script,
+    pub sub_update: Script,
+    pub sub_delete: Script,
+    pub sub_confirm: Script,
+    pub sub_purge: Script,
+    pub sub_sweep: Script,
+    pub sub_forget: Script,
+    pub notify_lease: Script,
+    pub notify_renew: Script,
+    pub notify_finish: Script,
+    pub index_remove_if_old: Script,
 }
 
 fn s(body: &str) -> Script {
@@ -671,6 +988,19 @@ impl Scripts {
             outbox_apply: s(OUTBOX_APPLY),
             outbox_done: s(OUTBOX_DONE),
             sweep: s(SWEEP),
+            sub_create: s(SUB_CREATE),
+            sub_list: s(SUB_LIST),
+            sub_get: s(SUB_GET),
+            sub_update: s(SUB_UPDATE),
+            sub_delete: s(SUB_DELETE),
+            sub_confirm: s(SUB_CONFIRM),
+            sub_purge: s(SUB_PURGE),
+            sub_sweep: s(SUB_SWEEP),
+            sub_forget: s(SUB_FORGET),
+            notify_lease: s(NOTIFY_LEASE),
+            notify_renew: s(NOTIFY_RENEW),
+            notify_finish: s(NOTIFY_FINISH),
+            index_remove_if_old: Script::new(INDEX_REMOVE_IF_OLD),
         }
     }
 }

@@ -40,6 +40,11 @@ async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>> {
     }
 }
 
+/// [`small_body`] for the other handler modules.
+pub(super) async fn small_body_pub(body: Body) -> Result<Bytes> {
+    small_body(body).await
+}
+
 async fn small_body(body: Body) -> Result<Bytes> {
     read_body(body, SMALL_BODY)
         .await?

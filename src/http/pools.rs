@@ -47,6 +47,26 @@ pub fn flavor_json(f: &FlavorView, detailed: bool, always: bool) -> Value {
     o
 }
 
+/// The pooled `GET /v2/health` body (spec §3.2.3): `catalog_reachable` and one object per pool.
+pub fn pooled_health_json(pools: &[crate::service::PoolHealth]) -> Value {
+    let mut doc = json!({"catalog_reachable": true});
+    for p in pools {
+        let status: serde_json::Map<String, Value> = p
+            .steps
+            .iter()
+            .map(|st| {
+                (
+                    st.name.to_string(),
+                    json!({"succeeded": st.succeeded, "seconds": st.seconds, "ref": st.reference}),
+                )
+            })
+            .collect();
+        doc[p.name.as_str()] =
+            json!({"storage_reachable": p.reachable, "operation_status": status});
+    }
+    doc
+}
+
 fn with_location(mut resp: Response, name: header::HeaderName, value: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(name, v);

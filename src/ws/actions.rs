@@ -315,6 +315,11 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
                     json!({"error": "check_node_health is only available in admin mode."}),
                 ));
             }
+            if let Some(pooled) = service.pooled_health().await {
+                let pools =
+                    pooled.map_err(|_| Error::unavailable("Health status could not be read."))?;
+                return Ok((200, crate::http::pool_views::pooled_health_json(&pools)));
+            }
             return Ok((200, wire::health(&service.health().await?)));
         }
         _ => {}

@@ -630,6 +630,16 @@ impl PooledStore {
         Ok(())
     }
 
+    /// Every registered pool with its driver (or why it cannot be opened).
+    pub async fn pool_drivers(&self) -> Result<Vec<(String, Result<Arc<dyn DataStore>>)>> {
+        let mut out = Vec::new();
+        for p in self.pool_list().await? {
+            let d = self.driver(&p.name).await;
+            out.push((p.name, d));
+        }
+        Ok(out)
+    }
+
     /// Reloads the pool list now (after a flavor changed the pools' `flavor`).
     pub async fn reload(&self) -> Result<()> {
         self.refresh(true).await

@@ -3,7 +3,8 @@
 //! client spreads producers and consumers over the nodes. Checked: every acknowledged message is
 //! claimed and deleted exactly once under live claims, no message is handed to two claims,
 //! queues stay on the pool the catalog names, and killing one node (SIGKILL) mid-load loses
-//! nothing acknowledged. Prints the throughput of one node and of three nodes on the same
+//! nothing acknowledged (a claim made through the killed node whose holder died with it hides
+//! its messages until the claim expires; they are then consumed). Prints the throughput of one node and of three nodes on the same
 //! backends.
 //!
 //! `ZAQAR_SCALE_OUT_MESSAGES` (default 3000) sets the messages per phase and
@@ -414,8 +415,20 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let victim = nodes.pop().unwrap();
     let alive_k = alive.clone();
+    let (victim_base, http_k) = (bases[2].clone(), http.clone());
     let killer = tokio::spawn(async move {
         let _ = rx.await;
+        // A claim made through the victim whose holder "dies" with it: its messages must come
+        // back when the claim expires, not be lost.
+        let _ = req(
+            &http_k,
+            reqwest::Method::POST,
+            format!("{victim_base}/v2/queues/q0/claims?limit=5"),
+            "scale-kill",
+        )
+        .json(&json!({"ttl": 60, "grace": 60}))
+        .send()
+        .await;
         // Clients stop choosing it only after it is gone: some requests fail on the way.
         drop(victim);
         alive_k[2].store(false, Ordering::Relaxed);

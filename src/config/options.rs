@@ -47,7 +47,7 @@ pub static OPTIONS: &[OptSpec] = &[
         "admin_mode",
         Bool,
         "false",
-        "Enable admin routes (/v2/health).",
+        "Enable admin routes (/v2/health; with pooling also /v2/pools and /v2/flavors).",
     ),
     opt(
         "DEFAULT",

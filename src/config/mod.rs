@@ -949,6 +949,32 @@ mod tests {
     }
 
     #[test]
+    fn pooling_options() {
+        let (c, w) = load("[DEFAULT]\npooling = true\n").unwrap();
+        assert!(c.pooling && w.is_empty());
+        assert_eq!(c.management_store, "embedded");
+        assert_eq!(c.pooling_placement, "queue");
+        let e = load("[DEFAULT]\npooling = true\n[drivers]\nmanagement_store = sqlalchemy\n")
+            .unwrap_err();
+        assert!(
+            e.0.contains("[drivers:management_store:sqlalchemy] uri"),
+            "{e}"
+        );
+        let e =
+            load("[DEFAULT]\npooling = true\n[drivers]\nmanagement_store = mongodb\n").unwrap_err();
+        assert!(e.0.contains("management_store"), "{e}");
+        let (c, _) = load(
+            "[DEFAULT]\npooling = true\n[drivers]\nmanagement_store = sqlalchemy\n\
+             [drivers:management_store:sqlalchemy]\nuri = postgresql://db/z\nschema = cat\n\
+             [pooling:catalog]\nplacement = project\nenable_virtual_pool = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.management_sqlalchemy_schema, "cat");
+        assert_eq!(c.pooling_placement, "project");
+        assert!(load("[pooling:catalog]\nplacement = random\n").is_err());
+    }
+
+    #[test]
     fn defaults_match_the_spec() {
         let c = Config::defaults();
         assert_eq!(c.bind, "127.0.0.1");

@@ -65,8 +65,23 @@ keystone_backend() {
     return $rc
 }
 
+# ---- Scale-out: pools across Redis and PostgreSQL, catalog in PostgreSQL ---------------------
+# Three zaqar-server processes on 127.0.0.1:18801-18803 (tests/scale_out.rs), plus the
+# conformance suite through a PooledStore (tests/conformance_pooled.rs). Prints 1-node vs
+# 3-node throughput. ZAQAR_SCALE_OUT_MESSAGES sets the messages per phase (default 3000).
+scaleout_backend() {
+    export ZAQAR_TEST_REDIS_URL=${ZAQAR_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+    export ZAQAR_TEST_POSTGRES_URL="${ZAQAR_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}"
+    if ! redis-cli -u "$ZAQAR_TEST_REDIS_URL" ping >/dev/null 2>&1; then
+        echo "Redis at $ZAQAR_TEST_REDIS_URL is not answering" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086
+    cargo test $CARGO_TEST_FLAGS --test conformance_pooled --test scale_out -- --nocapture
+}
+
 # ---- main ----------------------------------------------------------------------------------
-ALL_BACKENDS="redis postgres keystone"
+ALL_BACKENDS="redis postgres keystone scaleout"
 BACKENDS=${BACKENDS:-$ALL_BACKENDS}
 
 status=0

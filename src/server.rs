@@ -67,7 +67,12 @@ impl App {
         )
         .map_err(Error::Invalid)?
         .map(Arc::new);
-        let store = crate::storage::open(&config, clock.clone()).await?;
+        let (store, pools): (Arc<dyn DataStore>, _) = if config.pooling {
+            let pooled = crate::storage::pooling::PooledStore::open(&config, clock.clone()).await?;
+            (pooled.clone(), Some(pooled))
+        } else {
+            (crate::storage::open(&config, clock.clone()).await?, None)
+        };
         let options = ServiceOptions {
             encryptor,
             checksum: config.enable_checksum,
@@ -80,6 +85,7 @@ impl App {
             policy: crate::auth::policy::Policy::load(config.policy_file.as_deref())
                 .map_err(Error::Invalid)?,
             notification: config.notification.clone(),
+            pools,
             quotas: Arc::new(
                 crate::service::quota::Quotas::new(
                     crate::service::quota::Limits {

@@ -337,9 +337,12 @@ pub struct Config {
     pub postgresql_uri: Secret,
     /// `[drivers:message_store:postgresql]` options other than the URI.
     pub postgresql: PostgresStoreConfig,
-    /// `[drivers:management_store:sqlalchemy] uri` (the management store is not implemented
-    /// yet).
+    /// `[drivers:management_store:sqlalchemy] uri`.
     pub management_sqlalchemy_uri: Secret,
+    /// `[drivers:management_store:sqlalchemy] schema` (empty: the connection's search_path).
+    pub management_sqlalchemy_schema: String,
+    /// `[pooling:catalog] placement`: `queue` or `project`.
+    pub pooling_placement: String,
     pub management_store: String,
     pub transport: String,
     pub bind: String,
@@ -746,6 +749,11 @@ impl Config {
             management_sqlalchemy_uri: Secret(
                 r.string("drivers:management_store:sqlalchemy", "uri"),
             ),
+            management_sqlalchemy_schema: r
+                .string("drivers:management_store:sqlalchemy", "schema")
+                .trim()
+                .to_string(),
+            pooling_placement: r.choice("pooling:catalog", "placement", &["queue", "project"])?,
             management_store,
             transport,
             bind: r.string(W, "bind"),
@@ -802,10 +810,20 @@ impl Config {
                     .into(),
             ));
         }
-        if config.pooling {
+        if config.pooling && !matches!(config.management_store.as_str(), "embedded" | "sqlalchemy")
+        {
+            return Err(ConfigError(format!(
+                "option [drivers] management_store = {}: pooling needs embedded or sqlalchemy",
+                config.management_store
+            )));
+        }
+        if config.pooling
+            && config.management_store == "sqlalchemy"
+            && config.management_sqlalchemy_uri.0.trim().is_empty()
+        {
             return Err(ConfigError(
-                "option [DEFAULT] pooling: pools are not supported by this server yet; \
-                 set pooling = false"
+                "option [drivers:management_store:sqlalchemy] uri is required with pooling and \
+                 management_store = sqlalchemy"
                     .into(),
             ));
         }
@@ -928,6 +946,32 @@ mod tests {
         let mut raw = RawConfig::default();
         raw.load_str(text, Origin::File("zaqar.conf".into()))?;
         Config::from_raw(&raw, false)
+    }
+
+    #[test]
+    fn pooling_options() {
+        let (c, w) = load("[DEFAULT]\npooling = true\n").unwrap();
+        assert!(c.pooling && w.is_empty());
+        assert_eq!(c.management_store, "embedded");
+        assert_eq!(c.pooling_placement, "queue");
+        let e = load("[DEFAULT]\npooling = true\n[drivers]\nmanagement_store = sqlalchemy\n")
+            .unwrap_err();
+        assert!(
+            e.0.contains("[drivers:management_store:sqlalchemy] uri"),
+            "{e}"
+        );
+        let e =
+            load("[DEFAULT]\npooling = true\n[drivers]\nmanagement_store = mongodb\n").unwrap_err();
+        assert!(e.0.contains("management_store"), "{e}");
+        let (c, _) = load(
+            "[DEFAULT]\npooling = true\n[drivers]\nmanagement_store = sqlalchemy\n\
+             [drivers:management_store:sqlalchemy]\nuri = postgresql://db/z\nschema = cat\n\
+             [pooling:catalog]\nplacement = project\nenable_virtual_pool = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.management_sqlalchemy_schema, "cat");
+        assert_eq!(c.pooling_placement, "project");
+        assert!(load("[pooling:catalog]\nplacement = random\n").is_err());
     }
 
     #[test]

@@ -47,14 +47,16 @@ pub static OPTIONS: &[OptSpec] = &[
         "admin_mode",
         Bool,
         "false",
-        "Enable admin routes (/v2/health).",
+        "Enable admin routes (/v2/health; with pooling also /v2/pools and /v2/flavors).",
     ),
     opt(
         "DEFAULT",
         "pooling",
         Bool,
         "false",
-        "Multi-pool storage (not supported yet; must stay false).",
+        "Multi-pool storage: queues are placed on the pools registered through /v2/pools \
+         (admin_mode) and found through the catalog of the management store; \
+         [drivers] message_store is then not used.",
     ),
     opt(
         "DEFAULT",
@@ -107,7 +109,9 @@ pub static OPTIONS: &[OptSpec] = &[
         "management_store",
         Choice,
         "embedded",
-        "Management store (used with pooling).",
+        "Management store of pools, flavors and the catalog (used with pooling): embedded \
+         (management.redb in the embedded data directory; one node) or sqlalchemy \
+         (PostgreSQL at [drivers:management_store:sqlalchemy] uri; shared by all nodes).",
     ),
     // [drivers:transport:wsgi]
     opt(
@@ -230,8 +234,34 @@ pub static OPTIONS: &[OptSpec] = &[
         "uri",
         Str,
         "",
-        "Database of the management store (pools, flavors, catalog) as Zaqar names it, e.g. \
-         postgresql://...; used with pooling, which is not supported yet. Secret.",
+        "Database of the management store (pools, flavors, catalog) as Zaqar names it: a \
+         postgresql://... URI; used with pooling and management_store = sqlalchemy. Secret.",
+    ),
+    opt(
+        "drivers:management_store:sqlalchemy",
+        "schema",
+        Str,
+        "",
+        "Schema of the management tables (created if missing); empty: the connection's \
+         search_path.",
+    ),
+    // [pooling:catalog]
+    opt(
+        "pooling:catalog",
+        "placement",
+        Choice,
+        "queue",
+        "How new queues are bound to pools: queue (each queue by weighted random choice, as \
+         Zaqar does) or project (all queues of a project on the pool chosen for its first \
+         queue, so dead-lettering and redrive always stay within one pool).",
+    ),
+    opt(
+        "pooling:catalog",
+        "enable_virtual_pool",
+        Accepted,
+        "false",
+        "Accepted for compatibility; no virtual pool is built from the message store settings \
+         (register every pool through /v2/pools).",
     ),
     // [drivers:transport:websocket]
     opt(

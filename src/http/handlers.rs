@@ -40,6 +40,11 @@ async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>> {
     }
 }
 
+/// [`small_body`] for the other handler modules.
+pub(super) async fn small_body_pub(body: Body) -> Result<Bytes> {
+    small_body(body).await
+}
+
 async fn small_body(body: Body) -> Result<Bytes> {
     read_body(body, SMALL_BODY)
         .await?
@@ -285,6 +290,31 @@ pub async fn home(State(s): St) -> Response {
         rel(&sub, &["queue_name", "subscriptions_id"], &["PATCH"], false),
     );
     add("ping", rel("/v2/ping", &[], &["GET"], false));
+    if s.admin_mode && s.pooling {
+        for (many, one, var) in [
+            ("pools", "pool", "pool_name"),
+            ("flavors", "flavor", "flavor_name"),
+        ] {
+            add(
+                many,
+                rel(
+                    &format!("/v2/{many}{{?detailed,limit,marker}}"),
+                    &["detailed", "limit", "marker"],
+                    &["GET"],
+                    false,
+                ),
+            );
+            add(
+                one,
+                rel(
+                    &format!("/v2/{many}/{{{var}}}"),
+                    &[var],
+                    &["GET", "PUT", "PATCH", "DELETE"],
+                    false,
+                ),
+            );
+        }
+    }
     if s.admin_mode {
         add(
             "health",
@@ -317,6 +347,10 @@ pub async fn ping_head() -> Response {
 }
 
 pub async fn health(State(s): St) -> Result<Response> {
+    if let Some(pooled) = s.service.pooled_health().await {
+        let pools = pooled.map_err(|_| Error::unavailable("Health status could not be read."))?;
+        return Ok(json_body(&super::pool_views::pooled_health_json(&pools)).into_response());
+    }
     let reachable = s.service.ping().await;
     if !reachable {
         return Err(Error::unavailable("Health status could not be read."));

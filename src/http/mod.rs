@@ -3,6 +3,11 @@
 
 mod error;
 mod handlers;
+mod pools;
+/// The wire shapes of pools and flavors (shared with the WebSocket transport).
+pub mod pool_views {
+    pub use super::pools::{flavor_json, pool_json, pooled_health_json};
+}
 pub mod query;
 pub mod wire;
 
@@ -31,6 +36,8 @@ pub use wire::subscription as subscription_view;
 pub struct AppState {
     pub service: Arc<Service>,
     pub admin_mode: bool,
+    /// `[DEFAULT] pooling`: with `admin_mode`, the pools and flavors routes exist.
+    pub pooling: bool,
     pub cors: crate::config::CorsConfig,
 }
 
@@ -39,6 +46,7 @@ impl AppState {
         AppState {
             service,
             admin_mode: config.admin_mode,
+            pooling: config.pooling,
             cors: config.cors.clone(),
         }
     }
@@ -119,6 +127,25 @@ pub fn router(state: Arc<AppState>) -> Router {
     v2 = sources::<Topics>(v2, "/v2/topics", "{topic}");
     if state.admin_mode {
         v2 = v2.route("/v2/health", get(health));
+    }
+    if state.admin_mode && state.pooling {
+        v2 = v2
+            .route("/v2/pools", get(pools::list_pools))
+            .route(
+                "/v2/pools/{pool}",
+                put(pools::put_pool)
+                    .get(pools::get_pool)
+                    .patch(pools::patch_pool)
+                    .delete(pools::delete_pool),
+            )
+            .route("/v2/flavors", get(pools::list_flavors))
+            .route(
+                "/v2/flavors/{flavor}",
+                put(pools::put_flavor)
+                    .get(pools::get_flavor)
+                    .patch(pools::patch_flavor)
+                    .delete(pools::delete_flavor),
+            );
     }
     let v2 = v2.route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let root = Router::new()
@@ -371,6 +398,16 @@ fn action(route: &str, method: &Method) -> Option<&'static str> {
     Some(match (r, m) {
         ("/ping", _) => "ping:get",
         ("/health", _) => "health:get",
+        ("/pools", _) => "pools:get_all",
+        ("/pools/{pool}", "PUT") => "pools:create",
+        ("/pools/{pool}", "GET") => "pools:get",
+        ("/pools/{pool}", "PATCH") => "pools:update",
+        ("/pools/{pool}", "DELETE") => "pools:delete",
+        ("/flavors", _) => "flavors:get_all",
+        ("/flavors/{flavor}", "PUT") => "flavors:create",
+        ("/flavors/{flavor}", "GET") => "flavors:get",
+        ("/flavors/{flavor}", "PATCH") => "flavors:update",
+        ("/flavors/{flavor}", "DELETE") => "flavors:delete",
         ("/queues", "GET") => "queues:get_all",
         ("/queues/{queue}", "PUT") => "queues:create",
         ("/queues/{queue}", "GET" | "HEAD") => "queues:get",

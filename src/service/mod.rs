@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod filter;
 pub mod notifier;
 pub mod patch;
+pub mod pools;
 pub mod quota;
 pub mod subscriptions;
 pub mod validate;
@@ -98,6 +99,14 @@ pub struct ProbeStep {
     pub reference: Option<String>,
 }
 
+/// One pool's part of the pooled health check.
+#[derive(Debug, Clone)]
+pub struct PoolHealth {
+    pub name: String,
+    pub reachable: bool,
+    pub steps: Vec<ProbeStep>,
+}
+
 /// Message-lifecycle settings of the service (encryption, checksums, long polling).
 #[derive(Default)]
 pub struct ServiceOptions {
@@ -117,6 +126,8 @@ pub struct ServiceOptions {
     pub quotas: Arc<quota::Quotas>,
     /// Notification delivery (`[notification]`).
     pub notification: notifier::NotifierConfig,
+    /// The pooled store when `[DEFAULT] pooling = true` (pools and flavors administration).
+    pub pools: Option<Arc<crate::storage::pooling::PooledStore>>,
 }
 
 /// A pre-signed URL grant (`POST .../share`).
@@ -449,6 +460,36 @@ impl Service {
 
     /// Runs the probe workload of `GET /v2/health` against a throw-away project and queue.
     pub async fn health_probe(&self) -> Vec<ProbeStep> {
+        self.probe_store(&self.store).await
+    }
+
+    /// With pooling: whether the catalog answers, and each pool's reachability and probe (run
+    /// on the pool's driver directly, so no catalog entry is left behind). `None` without
+    /// pooling; `Err` when the catalog cannot be read.
+    pub async fn pooled_health(&self) -> Option<Result<Vec<PoolHealth>>> {
+        let pooled = self.options.pools.as_ref()?;
+        Some(
+            async {
+                pooled.management().ping().await?;
+                let mut out = Vec::new();
+                for (name, driver) in pooled.pool_drivers().await? {
+                    let (reachable, steps) = match driver {
+                        Ok(d) if d.ping().await.is_ok() => (true, self.probe_store(&d).await),
+                        _ => (false, Vec::new()),
+                    };
+                    out.push(PoolHealth {
+                        name,
+                        reachable,
+                        steps,
+                    });
+                }
+                Ok(out)
+            }
+            .await,
+        )
+    }
+
+    async fn probe_store(&self, store: &Arc<dyn DataStore>) -> Vec<ProbeStep> {
         let project = format!("zaqar-health-{}", uuid::Uuid::new_v4().simple());
         let client = uuid::Uuid::new_v4().hyphenated().to_string();
         let ctx = Ctx {
@@ -485,7 +526,7 @@ impl Service {
         step(
             &mut steps,
             "create_queue",
-            self.store.create_queue(q, Map::new()),
+            store.create_queue(q, Map::new()),
         )
         .await;
         let body = RawValue::from_string("{\"probe\": true}".into()).expect("valid JSON");
@@ -501,7 +542,7 @@ impl Service {
         step(
             &mut steps,
             "post_messages",
-            self.store.post_messages(q, ctx.client_id, msgs),
+            store.post_messages(q, ctx.client_id, msgs),
         )
         .await;
         let params = ClaimParams {
@@ -510,13 +551,9 @@ impl Service {
             limit: self.limits.max_messages_per_claim_or_pop as usize,
             dead_letter: None,
         };
-        let claim = step(
-            &mut steps,
-            "claim_messages",
-            self.store.create_claim(q, params),
-        )
-        .await
-        .flatten();
+        let claim = step(&mut steps, "claim_messages", store.create_claim(q, params))
+            .await
+            .flatten();
         let query = ListQuery {
             marker: None,
             limit: self.limits.max_messages_per_page as usize,
@@ -524,14 +561,8 @@ impl Service {
             include_claimed: true,
             include_delayed: true,
         };
-        step(
-            &mut steps,
-            "list_messages",
-            self.store.list_messages(q, &query),
-        )
-        .await;
+        step(&mut steps, "list_messages", store.list_messages(q, &query)).await;
         if let Some(c) = &claim {
-            let store = &self.store;
             step(&mut steps, "delete_messages", async {
                 for m in &c.messages {
                     store.delete_message(q, &m.id, Some(&c.id)).await?;
@@ -539,15 +570,9 @@ impl Service {
                 Ok(())
             })
             .await;
-            step(
-                &mut steps,
-                "delete_claim",
-                self.store.release_claim(q, &c.id),
-            )
-            .await;
+            step(&mut steps, "delete_claim", store.release_claim(q, &c.id)).await;
         }
-        let ids: Vec<String> = self
-            .store
+        let ids: Vec<String> = store
             .list_messages(q, &query)
             .await
             .map(|ms| ms.into_iter().map(|m| m.id).collect())
@@ -555,10 +580,10 @@ impl Service {
         step(
             &mut steps,
             "bulk_delete_messages",
-            self.store.delete_messages(q, &ids, None),
+            store.delete_messages(q, &ids, None),
         )
         .await;
-        step(&mut steps, "delete_queue", self.store.delete_queue(q)).await;
+        step(&mut steps, "delete_queue", store.delete_queue(q)).await;
         steps
     }
 

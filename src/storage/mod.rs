@@ -10,6 +10,7 @@
 //!   for the claim rules of single-message deletion, decided by [`decide_single_delete`].
 
 pub mod embedded;
+pub mod pooling;
 pub mod postgres;
 pub mod redis;
 

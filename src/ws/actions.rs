@@ -84,7 +84,8 @@ async fn handle(state: &WsState, conn: &Connection, format: Format, req: &Reques
     };
     // The same policy and rate limit as over HTTP (an admin action that does not exist outside
     // admin mode is "not found" before it is "not allowed", as its HTTP route is).
-    let exists = state.admin_mode || req.action() != "check_node_health";
+    let exists = (state.admin_mode || req.action() != "check_node_health")
+        && (state.pooling || !is_pooling_action(req.action()));
     let checked = policy_action(req.action())
         .filter(|_| exists)
         .map_or(Ok(()), |a| state.service.authorize(a, &caller.roles))
@@ -137,6 +138,16 @@ fn policy_action(action: &str) -> Option<&'static str> {
         "subscription_delete" => "subscription:delete",
         "check_node_health" => "health:get",
         "ping_node" => "ping:get",
+        "pool_list" => "pools:get_all",
+        "pool_create" => "pools:create",
+        "pool_get" | "pool_get_detail" => "pools:get",
+        "pool_update" => "pools:update",
+        "pool_delete" => "pools:delete",
+        "flavor_list" => "flavors:get_all",
+        "flavor_create" => "flavors:create",
+        "flavor_get" => "flavors:get",
+        "flavor_update" => "flavors:update",
+        "flavor_delete" => "flavors:delete",
         _ => return None,
     })
 }
@@ -310,16 +321,24 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
                     json!({"error": "check_node_health is only available in admin mode."}),
                 ));
             }
+            if let Some(pooled) = service.pooled_health().await {
+                let pools =
+                    pooled.map_err(|_| Error::unavailable("Health status could not be read."))?;
+                return Ok((200, crate::http::pool_views::pooled_health_json(&pools)));
+            }
             return Ok((200, wire::health(&service.health().await?)));
         }
         _ => {}
     }
-    if action.starts_with("pool_") || action.starts_with("flavor_") {
-        // Pooling cannot be enabled on this server (spec §4.4: "<action> is not implemented").
-        return Ok((
-            501,
-            json!({ "error": format!("{action} is not implemented") }),
-        ));
+    if is_pooling_action(action) {
+        if !state.pooling {
+            // Without admin mode and pooling (spec §4.4: "<action> is not implemented").
+            return Ok((
+                501,
+                json!({ "error": format!("{action} is not implemented") }),
+            ));
+        }
+        return pooling_action(state, req, caller).await;
     }
     let who = Who::of(state, req, caller)?;
     let ctx = who.ctx();
@@ -471,6 +490,106 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
             501,
             json!({ "error": format!("{other} is not implemented") }),
         ),
+    })
+}
+
+fn is_pooling_action(action: &str) -> bool {
+    action.starts_with("pool_") || action.starts_with("flavor_")
+}
+
+/// `pool_*` and `flavor_*` (spec §3.8, §3.9 over WebSocket): the same service functions as
+/// `/v2/pools` and `/v2/flavors`; bodies are the HTTP objects.
+async fn pooling_action(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result<Reply> {
+    use crate::http::pool_views::{flavor_json, pool_json};
+    let service = &state.service;
+    let detailed = req.bool("detailed").unwrap_or(false);
+    let pool = req.str("pool_name").unwrap_or("");
+    let flavor = req.str("flavor_name").unwrap_or("");
+    Ok(match req.action() {
+        "pool_list" => {
+            let pools = service
+                .list_pools(req.str("marker"), req.int("limit"))
+                .await?;
+            let items: Vec<Value> = pools.iter().map(|p| pool_json(p, detailed)).collect();
+            (200, json!({ "pools": items }))
+        }
+        "pool_create" => {
+            let body = document(req, &["weight", "uri", "flavor", "options"]);
+            let p = service.put_pool(pool, &body).await?;
+            (201, pool_json(&p, true))
+        }
+        "pool_get" => (200, pool_json(&service.get_pool(pool).await?, detailed)),
+        "pool_get_detail" => (200, pool_json(&service.get_pool(pool).await?, true)),
+        "pool_update" => {
+            let body = document(req, &["weight", "uri", "flavor", "options"]);
+            let body = if body.is_empty() {
+                b"{}".to_vec()
+            } else {
+                body
+            };
+            (
+                200,
+                pool_json(&service.patch_pool(pool, &body).await?, false),
+            )
+        }
+        "pool_delete" => {
+            service.delete_pool(pool).await?;
+            (204, json!(format!("Pool {pool} removed.")))
+        }
+        _ => {
+            let who = Who::of(state, req, caller)?;
+            let project = who.project.as_str();
+            // `pool_name` (Zaqar's older single-pool form) stands for a one-pool list.
+            let flavor_body = || -> Vec<u8> {
+                match (req.body.get("pool_list"), req.str("pool_name")) {
+                    (None, Some(p)) => {
+                        serde_json::to_vec(&json!({ "pool_list": [p] })).unwrap_or_default()
+                    }
+                    _ => {
+                        let b = document(req, &["pool_list", "capabilities"]);
+                        if b.is_empty() {
+                            b"{}".to_vec()
+                        } else {
+                            b
+                        }
+                    }
+                }
+            };
+            match req.action() {
+                "flavor_list" => {
+                    let flavors = service
+                        .list_flavors(project, req.str("marker"), req.int("limit"))
+                        .await?;
+                    let items: Vec<Value> = flavors
+                        .iter()
+                        .map(|f| flavor_json(f, detailed, false))
+                        .collect();
+                    (200, json!({ "flavors": items }))
+                }
+                "flavor_create" => {
+                    let f = service.put_flavor(project, flavor, &flavor_body()).await?;
+                    (201, flavor_json(&f, true, true))
+                }
+                "flavor_get" => (
+                    200,
+                    flavor_json(&service.get_flavor(project, flavor).await?, true, true),
+                ),
+                "flavor_update" => {
+                    let f = service
+                        .patch_flavor(project, flavor, &flavor_body())
+                        .await?;
+                    (200, flavor_json(&f, true, true))
+                }
+                "flavor_delete" => {
+                    service.delete_flavor(project, flavor).await?;
+                    (204, json!(format!("Flavor {flavor} removed.")))
+                }
+                other => (
+                    501,
+                    json!({ "error": format!("{other} is not implemented") }),
+                ),
+            }
+        }
     })
 }
 

@@ -46,6 +46,8 @@ pub struct WsState {
     service: Arc<Service>,
     config: WebSocketConfig,
     admin_mode: bool,
+    /// `admin_mode` and `pooling`: the `pool_*` and `flavor_*` actions are served.
+    pooling: bool,
     auth_strategy: String,
     /// One permit per open connection (`max_connections`).
     sessions: Arc<Semaphore>,
@@ -99,6 +101,7 @@ impl WebSocketServer {
             service,
             config: config.websocket.clone(),
             admin_mode: config.admin_mode,
+            pooling: config.admin_mode && config.pooling,
             auth_strategy: config.auth_strategy.clone(),
             sessions: Arc::new(Semaphore::new(config.websocket.max_connections)),
             shutdown: rx,

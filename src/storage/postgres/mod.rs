@@ -48,6 +48,15 @@ use crate::storage::{
 };
 
 pub use schema::valid_schema_name;
+
+/// Creates `schema` if given and applies every migration there (used by the management store).
+pub(crate) async fn migrate_schema(
+    pool: PgPool,
+    schema: Option<String>,
+    now: Millis,
+) -> Result<String> {
+    schema::migrate(pool, schema, now).await
+}
 use sql::*;
 
 /// Most expired rows removed by one sweep statement.

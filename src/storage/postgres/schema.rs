@@ -3,7 +3,8 @@
 //! Migrations are SQL files under `migrations/postgresql/`, compiled into the binary with
 //! `include_str!` (nothing is read from disk at run time). At start-up [`migrate`] applies, in
 //! one transaction per start-up, every migration whose version is not yet recorded in the
-//! `zaqar_migrations` table of the store's schema. A transaction-scoped advisory lock keyed by
+//! `zaqar_migrations` table of the store's schema (gaps in the numbering are allowed; a missing
+//! lower version is applied later, when a binary that knows it starts). A transaction-scoped advisory lock keyed by
 //! the schema name serialises API nodes that start at the same time, so each migration runs
 //! exactly once. A database whose recorded version is newer than this binary knows is refused
 //! (an older server must not write to a schema it does not understand).
@@ -27,6 +28,9 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in version order.
+///
+/// Versions must increase but may have gaps: a version is applied when it is not recorded yet,
+/// so branches that add different versions (e.g. 0002 and 0003) can land in either order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -37,6 +41,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "subscriptions",
         sql: include_str!("../../../migrations/postgresql/0002_subscriptions.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "management",
+        sql: include_str!("../../../migrations/postgresql/0003_management.sql"),
     },
 ];
 
@@ -103,12 +112,11 @@ pub(crate) async fn migrate(pool: PgPool, schema: Option<String>, now: Millis) -
     )
     .await
     .map_err(db_err)?;
-    let applied: i32 = sqlx::query("SELECT COALESCE(max(version), 0) FROM zaqar_migrations")
-        .fetch_one(&mut *tx)
+    let recorded: Vec<i32> = sqlx::query_scalar("SELECT version FROM zaqar_migrations")
+        .fetch_all(&mut *tx)
         .await
-        .map_err(db_err)?
-        .try_get(0)
         .map_err(db_err)?;
+    let applied = recorded.iter().copied().max().unwrap_or(0);
     if applied > current_version() {
         return Err(Error::Unavailable(format!(
             "PostgreSQL message store: schema {effective} is at version {applied}, newer than \
@@ -116,7 +124,7 @@ pub(crate) async fn migrate(pool: PgPool, schema: Option<String>, now: Millis) -
             current_version()
         )));
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
+    for m in MIGRATIONS.iter().filter(|m| !recorded.contains(&m.version)) {
         tracing::info!(
             schema = %effective,
             version = m.version,
@@ -158,7 +166,7 @@ mod tests {
     #[test]
     fn migrations_are_in_order() {
         let versions: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
-        assert!(versions.windows(2).all(|w| w[1] == w[0] + 1));
+        assert!(versions.windows(2).all(|w| w[1] > w[0]));
         assert_eq!(versions.first(), Some(&1));
     }
 }

@@ -61,6 +61,8 @@ keystone_backend() {
     local rc=0
     # shellcheck disable=SC2086
     cargo test $CARGO_TEST_FLAGS --test keystone_auth || rc=$?
+    # The `openstack` CLI (python-openstackclient + zaqarclient) through Keystone's catalog.
+    bash scripts/interop_openstack.sh || rc=$?
     bash scripts/keystone.sh stop || true
     return $rc
 }

@@ -18,7 +18,7 @@
 # A crash fails the script and leaves the input in fuzz/artifacts/<target>/ (libFuzzer) or
 # target/fuzz-failures/ (generator); fix the bug, then add the input to fuzz/regressions/.
 #
-# Environment: FUZZ_SECONDS (per target, default 20, i.e. two minutes of fuzzing in all),
+# Environment: FUZZ_SECONDS (per target, default 15, i.e. 90 s of fuzzing in all),
 # FUZZ_ENGINE, CARGO_FUZZ_VERSION (default 0.13.2).
 # Cost in CI: cargo-fuzz install (about a minute, once per machine: ~/.cargo/bin), the
 # instrumented release build of the targets (fuzz/target, separate from target/; about 8 CPU
@@ -27,7 +27,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-15}"
 ENGINE="${FUZZ_ENGINE:-auto}"
 CARGO_FUZZ_VERSION="${CARGO_FUZZ_VERSION:-0.13.2}"
 ALL_TARGETS=(message_post json_patch query_string signed_url ws_frame config_ini)

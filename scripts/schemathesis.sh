@@ -80,9 +80,12 @@ if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/"; then
     exit 1
 fi
 # Long polls are capped at 1 s so that generated ?wait= values cannot stall the run (larger
-# ones are a documented 400).
+# ones are a documented 400). A signing key, so that POST .../share is exercised beyond its 400.
+# The notifier stays off (no [storage] message_pipeline): generated subscriber URIs are stored,
+# never called.
 ZAQAR_LOG=warn "$SERVER" --bind 127.0.0.1 --port "$PORT" --data-dir "$WORK/data" \
     --set drivers:transport:websocket.port=0 --set transport.max_wait=1 \
+    --set signed_url.secret_key=schemathesis-signing-key \
     >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do

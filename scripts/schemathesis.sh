@@ -15,6 +15,10 @@
 # Environment:
 #   ZAQAR_SCHEMATHESIS_VENV  venv to create or reuse (default $REPO/.venv-schemathesis)
 #   ZAQAR_SERVER_BIN         use this server binary instead of building one with cargo
+#   SCHEMATHESIS_PROFILE     cargo profile of the server build: debug (default; CI's `cargo
+#                            test` has built it already) or release
+#   SCHEMATHESIS_PORT        port of the server (default 18990; 8888, 9000 and 18888+ are
+#                            other people's)
 #   SCHEMATHESIS_MAX_TIME    time budget in seconds (default 90)
 #   SCHEMATHESIS_EXAMPLES    examples per operation and phase (default 40)
 #   SCHEMATHESIS_SEED        generation seed (default fixed, for reproducible CI runs)
@@ -45,11 +49,19 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "4.32.5"; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PKG"
 fi
 
+PROFILE="${SCHEMATHESIS_PROFILE:-debug}"
 if [[ -z "${ZAQAR_SERVER_BIN:-}" ]]; then
-    log "building zaqar-server (release)"
-    (cd "$REPO" && cargo build --release --quiet --bin zaqar-server)
+    log "building zaqar-server ($PROFILE)"
+    if [[ "$PROFILE" == release ]]; then
+        (cd "$REPO" && cargo build --release --quiet --bin zaqar-server)
+    else
+        # Through an integration test that runs the binary: the same build (and the same
+        # feature unification) as `cargo test`, so nothing is compiled again after it.
+        (cd "$REPO" && cargo test --quiet --no-run --test crash_recovery)
+    fi
 fi
-SERVER="${ZAQAR_SERVER_BIN:-$REPO/target/release/zaqar-server}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+SERVER="${ZAQAR_SERVER_BIN:-$TARGET_DIR/$PROFILE/zaqar-server}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/zaqar-schemathesis.XXXXXX")"
 SERVER_PID=""
@@ -62,11 +74,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="${SCHEMATHESIS_PORT:-18990}"
+if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/"; then
+    log "FAIL: something already listens on 127.0.0.1:$PORT; set SCHEMATHESIS_PORT"
+    exit 1
+fi
 # Long polls are capped at 1 s so that generated ?wait= values cannot stall the run (larger
-# ones are a documented 400).
+# ones are a documented 400). A signing key, so that POST .../share is exercised beyond its 400.
+# The notifier stays off (no [storage] message_pipeline): generated subscriber URIs are stored,
+# never called.
 ZAQAR_LOG=warn "$SERVER" --bind 127.0.0.1 --port "$PORT" --data-dir "$WORK/data" \
     --set drivers:transport:websocket.port=0 --set transport.max_wait=1 \
+    --set signed_url.secret_key=schemathesis-signing-key \
     >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
@@ -84,7 +103,7 @@ SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$REPO/scripts" \
     "$VENV/bin/schemathesis" run "$REPO/docs/openapi.yaml" \
     --url "http://127.0.0.1:$PORT" --checks "$CHECKS" --mode all \
     --max-examples "$EXAMPLES" --max-time "$MAX_TIME" --seed "$SEED" \
-    --workers 2 --request-timeout 10 --generation-database none \
+    --workers 1 --request-timeout 10 --generation-database none \
     --suppress-health-check all --no-color || status=$?
 
 if grep -q "panicked" "$WORK/server.log"; then

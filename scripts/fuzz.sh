@@ -47,6 +47,8 @@ libfuzzer_ready() {
         cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" || return 1
     fi
     log "building the libFuzzer targets (stable, --sanitizer none)"
+    # No debug info: the fuzz build is a cold build in CI and linking is most of it.
+    export CARGO_PROFILE_RELEASE_DEBUG=false
     (cd fuzz && cargo fuzz build --sanitizer none -O) || return 1
     for t in "${TARGETS[@]}"; do
         [[ -x "fuzz/target/x86_64-unknown-linux-gnu/release/$t" ]] || return 1

@@ -29,8 +29,8 @@
 #   - our Redis driver: database BENCH_OURS_REDIS_DB (14), key prefix bench-PID-RAND (its
 #     keys are deleted afterwards by that prefix);
 #   - the reference (which cannot prefix its keys): database BENCH_REF_REDIS_DB (15), a unique
-#     project id; its queues are deleted through its own API afterwards, whatever is left
-#     expires (messages live one hour);
+#     project id; its queues are deleted through its own API afterwards, then its keys that
+#     name the project; its message keys (bare UUIDs) expire with the messages (one hour);
 #   - redis-benchmark: database BENCH_RB_REDIS_DB (13), keys under the same unique prefix
 #     (deleted afterwards).
 # When that Redis does not answer, or with BENCH_REDIS_PRIVATE=1, a private redis-server (no
@@ -41,7 +41,8 @@
 # redis-benchmark running, per scenario, one EVAL doing the Redis work that scenario's API
 # request needs (the data structures of our driver: counter, message hash, ordered sets;
 # see docs/performance.md), so "redis / redis-benchmark" says how much of Redis's own rate
-# for that work our driver's HTTP API delivers. BENCH_REDIS_BENCHMARK=0 skips it.
+# for that work our driver's HTTP API delivers. BENCH_REDIS_BENCHMARK=0 skips it;
+# BENCH_RB_REQUESTS (50000) is the number of calls per redis-benchmark run.
 #
 # Other environment:
 #   BENCH_OUT          output directory (default $REPO/target/bench-reference): raw/ has one
@@ -60,6 +61,9 @@
 #   BENCH_MIX          proportions for the memory check (default 4:5:1: consumers a little
 #                      ahead of producers, so the queue does not grow without bound)
 #   BENCH_KEEP=1       keep the data directories and the private Redis's state.
+#   BENCH_REPORT_ONLY=1  make the tables again from the reports already in $OUT/raw (and
+#                      $OUT/redis-benchmark.csv) without running anything (set BENCH_TARGETS
+#                      to the targets that are there, and BENCH_OUT).
 #   PYTHON             interpreter for the reference's venv (default python3).
 #
 # Output: summary.txt (plain table), summary.md (the markdown ratio table) and summary.json.
@@ -91,8 +95,9 @@ TAG="bench-$$-$RANDOM"
 log() { printf 'bench-reference: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
+REPORT_ONLY="${BENCH_REPORT_ONLY:-0}"
 mkdir -p "$OUT/raw" "$OUT/logs"
-rm -f "$OUT"/raw/*.json "$OUT"/redis-benchmark.csv "$OUT"/uptime-*.txt
+[[ "$REPORT_ONLY" == 1 ]] || rm -f "$OUT"/raw/*.json "$OUT"/redis-benchmark.csv "$OUT"/uptime-*.txt
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/zaqar-bench-ref.XXXXXX")"
 
 # ---------------------------------------------------------------- cleanup (by PID only)
@@ -111,8 +116,10 @@ cleanup() {
         redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
     elif [[ -n "${REDIS_URL:-}" ]]; then
         # Our driver's and redis-benchmark's keys under the unique prefix, and nothing else.
+        # (The reference's keys that name its project; its message keys are bare UUIDs and
+        # expire with the messages.)
         local db
-        for db in "$OURS_DB" "$RB_DB"; do
+        for db in "$OURS_DB" "$RB_DB" "$REF_DB"; do
             redis-cli -u "$REDIS_URL" -n "$db" --scan --pattern "*$TAG*" 2>/dev/null |
                 xargs -r -n 500 redis-cli -u "$REDIS_URL" -n "$db" unlink >/dev/null 2>&1 || true
         done
@@ -141,6 +148,9 @@ wait_http() {
 
 wants() { [[ " $TARGETS " == *" $1 "* ]]; }
 
+if [[ "$REPORT_ONLY" == 1 ]]; then
+    log "BENCH_REPORT_ONLY=1: nothing is run; the tables are made from $OUT/raw"
+else
 # ---------------------------------------------------------------- binaries
 if [[ -z "${ZAQAR_SERVER_BIN:-}" || -z "${ZAQAR_BENCH_BIN:-}" || -z "${ZAQAR_HELLO_BIN:-}" ]]; then
     log "building zaqar-server, zaqar-bench and examples/hello (release)"
@@ -405,7 +415,7 @@ if [[ "${BENCH_REDIS_BENCHMARK:-1}" != 0 && -n "${REDIS_URL:-}" ]] && command -v
     rcli() { redis-cli -h "$rb_host" -p "$rb_port" -n "$RB_DB" "$@"; }
     # The data that claims, deletes and listings work on: 1,000 messages.
     rcli eval "$RB_POST" "${RB_KEYS[@]}" 1000 "$rb_body" >/dev/null
-    RB_REQUESTS="${BENCH_RB_REQUESTS:-200000}"
+    RB_REQUESTS="${BENCH_RB_REQUESTS:-50000}"
     uptime >"$OUT/uptime-redis-benchmark.txt"
     : >"$OUT/redis-benchmark.csv"
     for run in $(seq "$RUNS"); do
@@ -451,6 +461,8 @@ for _ in range(100):
 EOF
 fi
 
+fi # REPORT_ONLY
+
 # ---------------------------------------------------------------- the table
 "$PYTHON" - "$OUT" "$TARGETS" "$SCENARIOS" <<'EOF'
 import glob, json, os, statistics, sys
@@ -461,7 +473,9 @@ for path in sorted(glob.glob(os.path.join(out, "raw", "run*-*-*.json"))):
     name = os.path.basename(path)[:-5]
     run, scenario, target = name.split("-", 2)
     with open(path) as f:
-        runs.setdefault((scenario, target), []).append(json.load(f))
+        doc = json.load(f)
+    doc["_run"] = run
+    runs.setdefault((scenario, target), []).append(doc)
 
 # What each scenario is judged by: (label, function of one report) pairs; the first is the
 # headline figure the ratios are computed on.
@@ -538,12 +552,16 @@ for scenario in scenarios:
         }
     head = METRICS[scenario][0][0]
     ratios = {}
+    # A ratio is the median of the per-run ratios: within a run the two targets were measured
+    # a minute apart at most, under about the same load of the machine.
+    head_f = METRICS[scenario][0][1]
     for ours in ("embedded", "redis"):
         for base in ("reference", "hello"):
-            a = entry.get(ours, {}).get("metrics", {}).get(head)
-            b = entry.get(base, {}).get("metrics", {}).get(head)
-            if a and b:
-                ratios[f"{ours}/{base}"] = round(a / b, 3)
+            by_run = {d["_run"]: head_f(d) for d in runs.get((scenario, base), [])}
+            per_run = [head_f(d) / by_run[d["_run"]] for d in runs.get((scenario, ours), [])
+                       if head_f(d) and by_run.get(d["_run"])]
+            if per_run:
+                ratios[f"{ours}/{base}"] = round(statistics.median(per_run), 3)
     try:
         equiv = RB_EQUIV[scenario](rb)
     except (KeyError, ZeroDivisionError):
@@ -634,7 +652,7 @@ log "summary: $OUT/summary.txt, $OUT/summary.json"
 
 # ---------------------------------------------------------------- memory check (optional)
 MIXED_SECONDS="${BENCH_MIXED_SECONDS:-0}"
-if [[ "$MIXED_SECONDS" != 0 ]]; then
+if [[ "$MIXED_SECONDS" != 0 && "$REPORT_ONLY" != 1 ]]; then
     for t in ${BENCH_MIXED_TARGETS:-embedded}; do
         wants "$t" || continue
         log "memory check: mixed ${BENCH_MIX:-4:5:1} for ${MIXED_SECONDS}s against $t (pid ${PID[$t]})"

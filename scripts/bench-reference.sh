@@ -22,12 +22,27 @@
 # before the next scenario starts, and the order of the targets rotates from run to run.
 # Figures are the medians over the runs.
 #
-# Redis: by default a private redis-server (no persistence) is started on a free loopback
-# port for the reference and the Redis driver, so nothing lands in a shared Redis. With
-# BENCH_REDIS_URL=redis://HOST:PORT an existing Redis is used instead: our driver writes under
-# a unique key prefix (deleted afterwards); the reference cannot prefix its keys, so it
-# writes into database BENCH_REF_REDIS_DB (default 15) under a unique project id, and its
-# keys are left to expire (the messages' TTL is one hour).
+# Redis: the Redis of the development machines, BENCH_REDIS_URL (default
+# redis://127.0.0.1:6379), shared with others, so nothing here touches their data: every
+# writer gets a database of its own and a unique key prefix or project, and nothing is ever
+# flushed:
+#   - our Redis driver: database BENCH_OURS_REDIS_DB (14), key prefix bench-PID-RAND (its
+#     keys are deleted afterwards by that prefix);
+#   - the reference (which cannot prefix its keys): database BENCH_REF_REDIS_DB (15), a unique
+#     project id; its queues are deleted through its own API afterwards, then its keys that
+#     name the project; its message keys (bare UUIDs) expire with the messages (one hour);
+#   - redis-benchmark: database BENCH_RB_REDIS_DB (13), keys under the same unique prefix
+#     (deleted afterwards).
+# When that Redis does not answer, or with BENCH_REDIS_PRIVATE=1, a private redis-server (no
+# persistence) is started on a free loopback port instead and shut down at the end.
+#
+# redis-benchmark (Debian package redis-tools, installed with apt-get when missing and
+# possible): after the runs, the same Redis is driven with BENCH_CONNECTIONS connections by
+# redis-benchmark running, per scenario, one EVAL doing the Redis work that scenario's API
+# request needs (the data structures of our driver: counter, message hash, ordered sets;
+# see docs/performance.md), so "redis / redis-benchmark" says how much of Redis's own rate
+# for that work our driver's HTTP API delivers. BENCH_REDIS_BENCHMARK=0 skips it;
+# BENCH_RB_REQUESTS (50000) is the number of calls per redis-benchmark run.
 #
 # Other environment:
 #   BENCH_OUT          output directory (default $REPO/target/bench-reference): raw/ has one
@@ -46,9 +61,15 @@
 #   BENCH_MIX          proportions for the memory check (default 4:5:1: consumers a little
 #                      ahead of producers, so the queue does not grow without bound)
 #   BENCH_KEEP=1       keep the data directories and the private Redis's state.
+#   BENCH_REPORT_ONLY=1  make the tables again from the reports already in $OUT/raw (and
+#                      $OUT/redis-benchmark.csv) without running anything (set BENCH_TARGETS
+#                      to the targets that are there, and BENCH_OUT).
 #   PYTHON             interpreter for the reference's venv (default python3).
 #
-# Needs python3 (venv), curl, redis-server (or BENCH_REDIS_URL) and, on first use, PyPI.
+# Output: summary.txt (plain table), summary.md (the markdown ratio table) and summary.json.
+#
+# Needs python3 (venv), curl, redis-cli, a Redis (or redis-server for a private one) and, on
+# first use, PyPI.
 # Exit status: 0 when every run completed (a run with errors is reported, not fatal), 1 when
 # a target cannot be installed or started.
 set -euo pipefail
@@ -74,8 +95,9 @@ TAG="bench-$$-$RANDOM"
 log() { printf 'bench-reference: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
+REPORT_ONLY="${BENCH_REPORT_ONLY:-0}"
 mkdir -p "$OUT/raw" "$OUT/logs"
-rm -f "$OUT"/raw/*.json
+[[ "$REPORT_ONLY" == 1 ]] || rm -f "$OUT"/raw/*.json "$OUT"/redis-benchmark.csv "$OUT"/uptime-*.txt
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/zaqar-bench-ref.XXXXXX")"
 
 # ---------------------------------------------------------------- cleanup (by PID only)
@@ -93,9 +115,14 @@ cleanup() {
     if [[ -n "$REDIS_PORT" ]]; then
         redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
     elif [[ -n "${REDIS_URL:-}" ]]; then
-        # Our driver's keys under the unique prefix, and nothing else.
-        redis-cli -u "$REDIS_URL" --scan --pattern "$TAG*" 2>/dev/null |
-            xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+        # Our driver's and redis-benchmark's keys under the unique prefix, and nothing else.
+        # (The reference's keys that name its project; its message keys are bare UUIDs and
+        # expire with the messages.)
+        local db
+        for db in "$OURS_DB" "$RB_DB" "$REF_DB"; do
+            redis-cli -u "$REDIS_URL" -n "$db" --scan --pattern "*$TAG*" 2>/dev/null |
+                xargs -r -n 500 redis-cli -u "$REDIS_URL" -n "$db" unlink >/dev/null 2>&1 || true
+        done
     fi
     if [[ "${BENCH_KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
 }
@@ -121,6 +148,9 @@ wait_http() {
 
 wants() { [[ " $TARGETS " == *" $1 "* ]]; }
 
+if [[ "$REPORT_ONLY" == 1 ]]; then
+    log "BENCH_REPORT_ONLY=1: nothing is run; the tables are made from $OUT/raw"
+else
 # ---------------------------------------------------------------- binaries
 if [[ -z "${ZAQAR_SERVER_BIN:-}" || -z "${ZAQAR_BENCH_BIN:-}" || -z "${ZAQAR_HELLO_BIN:-}" ]]; then
     log "building zaqar-server, zaqar-bench and examples/hello (release)"
@@ -156,11 +186,16 @@ if wants reference; then
 fi
 
 # ---------------------------------------------------------------- Redis
+OURS_DB="${BENCH_OURS_REDIS_DB:-14}"
+REF_DB="${BENCH_REF_REDIS_DB:-15}"
+RB_DB="${BENCH_RB_REDIS_DB:-13}"
+SHARED_REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 if wants reference || wants redis; then
-    if [[ -n "${BENCH_REDIS_URL:-}" ]]; then
-        REDIS_URL="$BENCH_REDIS_URL"
-        REF_REDIS_URI="$REDIS_URL?dbid=${BENCH_REF_REDIS_DB:-15}"
-        log "using the existing Redis at $REDIS_URL (prefix $TAG)"
+    command -v redis-cli >/dev/null || die "redis-cli not found (Debian package redis-tools)"
+    if [[ "${BENCH_REDIS_PRIVATE:-0}" != 1 ]] && redis-cli -u "$SHARED_REDIS" ping >/dev/null 2>&1; then
+        REDIS_URL="${SHARED_REDIS%/}"
+        REF_REDIS_URI="$REDIS_URL?dbid=$REF_DB"
+        log "using the Redis at $REDIS_URL: ours in db $OURS_DB (prefix $TAG), reference in db $REF_DB, redis-benchmark in db $RB_DB"
     else
         command -v redis-server >/dev/null || die "redis-server not found (or set BENCH_REDIS_URL)"
         REDIS_PORT="$(free_port)"
@@ -175,7 +210,7 @@ if wants reference || wants redis; then
         done
         redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || die "private redis-server did not start"
         REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-        REF_REDIS_URI="$REDIS_URL"
+        REF_REDIS_URI="$REDIS_URL?dbid=$REF_DB"
         log "private redis-server on port $REDIS_PORT"
     fi
 fi
@@ -271,7 +306,7 @@ for t in $TARGETS; do
         embedded) start_ours embedded ;;
         redis)
             start_ours redis --set drivers.message_store=redis \
-                --set "drivers:message_store:redis.uri=$REDIS_URL" \
+                --set "drivers:message_store:redis.uri=$REDIS_URL/$OURS_DB" \
                 --set "drivers:message_store:redis.key_prefix=$TAG"
             ;;
         hello) start_hello ;;
@@ -323,6 +358,111 @@ done
 uptime >"$OUT/uptime-end.txt"
 log "load after the runs: $(cat "$OUT/uptime-end.txt")"
 
+# ---------------------------------------------------------------- redis-benchmark
+# One EVAL per API request, doing the Redis work of that request with our driver's data
+# structures (KEYS: counter, message hash, all/expiry/free ordered sets, claimed set, claim
+# hash; message bodies of 100 bytes). Claims and deletes leave the sets as they found them
+# so that every repetition does the same work.
+RB_POST='local n = redis.call("INCRBY", KEYS[1], tonumber(ARGV[1])) - tonumber(ARGV[1])
+local hs, zs = {}, {}
+for i = 1, tonumber(ARGV[1]) do
+  hs[#hs + 1] = n + i; hs[#hs + 1] = ARGV[2]; zs[#zs + 1] = n + i; zs[#zs + 1] = n + i
+end
+redis.call("HSET", KEYS[2], unpack(hs))
+redis.call("ZADD", KEYS[3], unpack(zs))
+redis.call("ZADD", KEYS[4], unpack(zs))
+redis.call("ZADD", KEYS[5], unpack(zs))
+return n'
+RB_CLAIM='local ms = redis.call("ZRANGE", KEYS[5], 0, 9)
+if #ms == 0 then return 0 end
+local recs = redis.call("HMGET", KEYS[2], unpack(ms))
+local hs, zs = {}, {}
+for i, m in ipairs(ms) do hs[#hs + 1] = m; hs[#hs + 1] = recs[i]; zs[#zs + 1] = 1; zs[#zs + 1] = m end
+redis.call("HSET", KEYS[2], unpack(hs))
+redis.call("ZADD", KEYS[6], unpack(zs))
+redis.call("HSET", KEYS[7], "t", 60, "e", 1, "m", table.concat(ms, ","))
+return #ms'
+RB_DELETE='local m = redis.call("ZRANGE", KEYS[5], 0, 0)[1]
+local raw = redis.call("HGET", KEYS[2], m)
+redis.call("HGET", KEYS[7], "e")
+redis.call("HDEL", KEYS[2], m)
+for i = 3, 6 do redis.call("ZREM", KEYS[i], m) end
+redis.call("HSET", KEYS[2], m, raw)
+redis.call("ZADD", KEYS[3], m, m)
+redis.call("ZADD", KEYS[5], m, m)
+return 1'
+RB_LIST='local ms = redis.call("ZRANGEBYSCORE", KEYS[3], "(0", "+inf", "LIMIT", 0, 10)
+return redis.call("HMGET", KEYS[2], unpack(ms))'
+
+RB_STATUS="skipped"
+if [[ "${BENCH_REDIS_BENCHMARK:-1}" != 0 && -n "${REDIS_URL:-}" ]] && ! command -v redis-benchmark >/dev/null; then
+    log "redis-benchmark not found: installing redis-tools with apt-get"
+    sudo_cmd=()
+    [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null && sudo_cmd=(sudo -n)
+    "${sudo_cmd[@]}" apt-get install -y -qq redis-tools >/dev/null 2>&1 ||
+        { "${sudo_cmd[@]}" apt-get update -qq >/dev/null 2>&1 &&
+            "${sudo_cmd[@]}" apt-get install -y -qq redis-tools >/dev/null 2>&1; } ||
+        log "could not install redis-tools; the redis-benchmark column stays empty"
+fi
+if [[ "${BENCH_REDIS_BENCHMARK:-1}" != 0 && -n "${REDIS_URL:-}" ]] && command -v redis-benchmark >/dev/null; then
+    hostport="${REDIS_URL#redis://}"
+    hostport="${hostport%%/*}"
+    rb_host="${hostport%%:*}"
+    rb_port="${hostport##*:}"
+    P="$TAG:rb:"
+    RB_KEYS=(7 "${P}ctr" "${P}msgs" "${P}all" "${P}exp" "${P}free" "${P}clm" "${P}c")
+    rb_body="{\"data\":\"$(printf 'x%.0s' $(seq 81))\",\"seq\":1}"
+    rcli() { redis-cli -h "$rb_host" -p "$rb_port" -n "$RB_DB" "$@"; }
+    # The data that claims, deletes and listings work on: 1,000 messages.
+    rcli eval "$RB_POST" "${RB_KEYS[@]}" 1000 "$rb_body" >/dev/null
+    RB_REQUESTS="${BENCH_RB_REQUESTS:-50000}"
+    uptime >"$OUT/uptime-redis-benchmark.txt"
+    : >"$OUT/redis-benchmark.csv"
+    for run in $(seq "$RUNS"); do
+        for name in post batch claim delete list; do
+            case "$name" in
+                post) script="$RB_POST"; extra=(1 "$rb_body") ;;
+                batch) script="$RB_POST"; extra=(10 "$rb_body") ;;
+                claim) script="$RB_CLAIM"; extra=() ;;
+                delete) script="$RB_DELETE"; extra=() ;;
+                list) script="$RB_LIST"; extra=() ;;
+            esac
+            # Like our driver: the script is loaded once and called by its SHA1.
+            sha="$(rcli script load "$script")"
+            # The CSV's last seven fields are rps, avg, min, p50, p95, p99, max.
+            rate="$(redis-benchmark -h "$rb_host" -p "$rb_port" --dbnum "$RB_DB" -c "$CONNECTIONS" \
+                -n "$RB_REQUESTS" --csv evalsha "$sha" "${RB_KEYS[@]}" "${extra[@]}" 2>/dev/null |
+                tail -n 1 | awk -F, '{print $(NF-6)}' | tr -d '"' || true)"
+            echo "$name,$run,$rate" >>"$OUT/redis-benchmark.csv"
+            log "redis-benchmark $name run $run: ${rate:-failed} EVAL/s"
+        done
+    done
+    rcli unlink "${RB_KEYS[@]:1}" >/dev/null 2>&1 || true
+    RB_STATUS="ok"
+fi
+echo "$RB_STATUS" >"$OUT/redis-benchmark.status"
+
+# The reference's queues, through its own API (its keys cannot be found by a prefix).
+if wants reference; then
+    "$PYTHON" - "${URL[reference]}" "$PROJECT" <<'EOF' || log "could not delete the reference's queues"
+import json, sys, urllib.request
+base, project = sys.argv[1], sys.argv[2]
+hdr = {"Client-ID": "3381af92-2b9e-11e3-b191-71861300734c", "X-Project-ID": project}
+for _ in range(100):
+    req = urllib.request.Request(base + "/v2/queues?limit=20", headers=hdr)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        raw = r.read()
+    names = [q["name"] for q in json.loads(raw).get("queues", [])] if raw else []
+    if not names:
+        break
+    for n in names:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{base}/v2/queues/{n}", headers=hdr, method="DELETE"), timeout=60).read()
+EOF
+fi
+
+fi # REPORT_ONLY
+
 # ---------------------------------------------------------------- the table
 "$PYTHON" - "$OUT" "$TARGETS" "$SCENARIOS" <<'EOF'
 import glob, json, os, statistics, sys
@@ -333,7 +473,9 @@ for path in sorted(glob.glob(os.path.join(out, "raw", "run*-*-*.json"))):
     name = os.path.basename(path)[:-5]
     run, scenario, target = name.split("-", 2)
     with open(path) as f:
-        runs.setdefault((scenario, target), []).append(json.load(f))
+        doc = json.load(f)
+    doc["_run"] = run
+    runs.setdefault((scenario, target), []).append(doc)
 
 # What each scenario is judged by: (label, function of one report) pairs; the first is the
 # headline figure the ratios are computed on.
@@ -369,8 +511,29 @@ def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
 
-summary = {"targets": targets, "scenarios": {}, "uptime": {}}
-for which in ("start", "end"):
+# redis-benchmark: EVAL/s per script, median over the runs; then the rate of the same
+# Redis work in each scenario's headline unit.
+rb = {}
+try:
+    for line in open(os.path.join(out, "redis-benchmark.csv")):
+        name, _run, rate = (line.strip().split(",") + ["", ""])[:3]
+        try:
+            rb.setdefault(name, []).append(float(rate))
+        except ValueError:
+            pass
+except OSError:
+    pass
+rb = {k: statistics.median(v) for k, v in rb.items() if v}
+RB_EQUIV = {
+    "post": lambda r: r["post"],
+    "batch": lambda r: 10 * r["batch"],
+    # One claim of 10 and ten deletes per cycle, all on the one Redis.
+    "claim": lambda r: 10 / (1 / r["claim"] + 10 / r["delete"]),
+    "list": lambda r: r["list"],
+}
+
+summary = {"targets": targets, "scenarios": {}, "uptime": {}, "redis_benchmark": rb}
+for which in ("start", "end", "redis-benchmark"):
     try:
         summary["uptime"][which] = open(os.path.join(out, f"uptime-{which}.txt")).read().strip()
     except OSError:
@@ -389,13 +552,25 @@ for scenario in scenarios:
         }
     head = METRICS[scenario][0][0]
     ratios = {}
+    # A ratio is the median of the per-run ratios: within a run the two targets were measured
+    # a minute apart at most, under about the same load of the machine.
+    head_f = METRICS[scenario][0][1]
     for ours in ("embedded", "redis"):
         for base in ("reference", "hello"):
-            a = entry.get(ours, {}).get("metrics", {}).get(head)
-            b = entry.get(base, {}).get("metrics", {}).get(head)
-            if a and b:
-                ratios[f"{ours}/{base}"] = round(a / b, 3)
-    summary["scenarios"][scenario] = {"headline": head, "targets": entry, "ratios": ratios}
+            by_run = {d["_run"]: head_f(d) for d in runs.get((scenario, base), [])}
+            per_run = [head_f(d) / by_run[d["_run"]] for d in runs.get((scenario, ours), [])
+                       if head_f(d) and by_run.get(d["_run"])]
+            if per_run:
+                ratios[f"{ours}/{base}"] = round(statistics.median(per_run), 3)
+    try:
+        equiv = RB_EQUIV[scenario](rb)
+    except (KeyError, ZeroDivisionError):
+        equiv = None
+    a = entry.get("redis", {}).get("metrics", {}).get(head)
+    if equiv and a:
+        ratios["redis/redis-benchmark"] = round(a / equiv, 3)
+    summary["scenarios"][scenario] = {"headline": head, "targets": entry, "ratios": ratios,
+                                      "redis_benchmark": equiv}
 
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
@@ -438,12 +613,46 @@ text = "\n".join(lines)
 with open(os.path.join(out, "summary.txt"), "w") as f:
     f.write(text + "\n")
 print(text)
+
+# The markdown ratio table: every figure of every target, and the ratios of the headline.
+ratio_cols = [r for r in ratio_names + ["redis/redis-benchmark"]
+              if any(r in summary["scenarios"][sc]["ratios"] for sc in scenarios)]
+md = ["| scenario | figure | " + " | ".join(cols) + " | redis-benchmark equiv. | "
+      + " | ".join(r.replace("/", " ÷ ").replace("reference", "ref") for r in ratio_cols) + " |",
+      "|---|---|" + "---:|" * (len(cols) + 1 + len(ratio_cols))]
+for scenario in scenarios:
+    s = summary["scenarios"][scenario]
+    for i, (label, _) in enumerate(METRICS[scenario]):
+        row = [TITLES[scenario] if i == 0 else "", label]
+        row += [fmt(s["targets"][t]["metrics"].get(label)) for t in cols]
+        if i == 0:
+            row.append(fmt(s["redis_benchmark"]))
+            row += [f"{s['ratios'][r]:.2f}×" if r in s["ratios"] else "-" for r in ratio_cols]
+        else:
+            row += [""] * (1 + len(ratio_cols))
+        md.append("| " + " | ".join(row) + " |")
+md.append("")
+md.append("Medians over %s. Load (uptime) before: `%s`; after: `%s`; during redis-benchmark: `%s`." % (
+    ", ".join(f"{t} {len(runs.get((scenarios[0], t), []))} runs" for t in targets),
+    summary["uptime"].get("start", "?"), summary["uptime"].get("end", "?"),
+    summary["uptime"].get("redis-benchmark", "-")))
+for scenario in scenarios:
+    for t in cols:
+        e = summary["scenarios"][scenario]["targets"][t]
+        if e["errors"]:
+            md.append(f"- {TITLES[scenario]}, {t}: {e['errors']} of {e['requests']} requests failed.")
+        if scenario == "claim" and e["empty_claims"] and t != "hello":
+            md.append(f"- {TITLES[scenario]}, {t}: {e['empty_claims']} claims found the queue empty.")
+with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write("\n".join(md) + "\n")
+print()
+print("\n".join(md))
 EOF
 log "summary: $OUT/summary.txt, $OUT/summary.json"
 
 # ---------------------------------------------------------------- memory check (optional)
 MIXED_SECONDS="${BENCH_MIXED_SECONDS:-0}"
-if [[ "$MIXED_SECONDS" != 0 ]]; then
+if [[ "$MIXED_SECONDS" != 0 && "$REPORT_ONLY" != 1 ]]; then
     for t in ${BENCH_MIXED_TARGETS:-embedded}; do
         wants "$t" || continue
         log "memory check: mixed ${BENCH_MIX:-4:5:1} for ${MIXED_SECONDS}s against $t (pid ${PID[$t]})"

@@ -41,10 +41,27 @@ SCENARIOS
           the first page when a page comes back empty.
   mixed   connections are split between producers, consumers and observers in the
           proportions of --mix P:C:O (default 4:4:2).
+  longpoll  connections are split between producers and long-poll consumers in the
+          proportions P:C of --mix (O is ignored). A long-poll consumer reads its queue
+          forward with GET /v2/queues/{q}/messages?limit=--claim-limit&wait=--wait,
+          following the \"next\" link (to which it adds wait=) so that it sees each new
+          message once; an empty page (204 after the wait) keeps its place. Operation
+          \"poll\": its latency includes the time spent waiting for a message.
+  topic   every connection is a producer posting to a topic: POST /v2/topics/{t}/messages
+          (topics named like queues). With --subscriber URL (repeatable) each topic gets a
+          subscription per URL before the run, so every post is also fanned out to those
+          subscribers by the server's notifier (e.g. a webhook receiver; the load tool
+          measures the posts only).
+  ws      every connection is a WebSocket producer: one WebSocket per worker (--ws-url,
+          default: the upgrade on --url's host, port and path), sending message_post
+          requests of --batch messages one at a time and waiting for each response
+          (status 201 counts as a success).
 
-  Worker i uses queue {queue-prefix}-{i % queues}. Each worker has its own connection and
-  its own Client-ID (a UUID4); every request carries Client-ID, X-Project-ID (--project)
-  and Content-Type: application/json. A worker whose connection breaks reconnects.
+  Worker i uses queue (or topic) {queue-prefix}-{i % queues}. Each worker has its own
+  connection and its own Client-ID (a UUID4); every request carries Client-ID,
+  X-Project-ID (--project) and Content-Type: application/json (over WebSocket: the
+  Client-ID and X-Project-ID headers of the request envelope). A worker whose connection
+  breaks reconnects.
 
 MEASUREMENT
   With --duration (the default), workers run for --warmup seconds, then for --duration
@@ -57,20 +74,23 @@ MEASUREMENT
   operation; the first few distinct error texts are kept and printed.
 
   msg/s is: post - messages posted; claim - messages claimed; delete - messages deleted;
-  list - messages returned by listings.
+  list - messages returned by listings; poll - messages returned by long-poll listings.
 
 JSON REPORT (--json FILE)
   {
-    \"tool\": \"zaqar-bench\", \"version\": \"...\", \"scenario\": \"post|claim|list|mixed\",
+    \"tool\": \"zaqar-bench\", \"version\": \"...\",
+    \"scenario\": \"post|claim|list|mixed|longpoll|topic|ws\",
     \"passed\": bool, \"failure\": string|null,
     \"settings\": { \"url\", \"project\", \"connections\", \"duration_s\" (null with --requests),
                   \"requests\" (null with --duration), \"warmup_s\", \"queues\", \"queue_prefix\",
                   \"prefill\", \"batch\", \"message_size\", \"claim_limit\", \"list_limit\",
-                  \"mix\": [P, C, O], \"threads\", \"timeout_s\", \"max_error_pct\" },
-    \"workers\": { \"producers\", \"consumers\", \"observers\" },
+                  \"mix\": [P, C, O], \"wait_s\", \"subscribers\", \"ws_url\", \"threads\",
+                  \"timeout_s\", \"max_error_pct\" },
+    \"workers\": { \"producers\", \"consumers\", \"observers\" }  (long-poll consumers are
+                 consumers; WebSocket producers are producers),
     \"elapsed_s\": float (length of the measured window),
     \"operations\": {               (only those the scenario performs)
-      \"post|claim|delete|list\": {
+      \"post|claim|delete|list|poll\": {
         \"requests\": int (including errors), \"errors\": int, \"empty\": int,
         \"rps\": float, \"mps\": float, \"messages\": int,
         \"latency_ms\": { \"p50\", \"p90\", \"p99\", \"max\", \"mean\" } (floats, null if no success),
@@ -110,7 +130,9 @@ EXIT STATUS
 #[command(
     name = "zaqar-bench",
     version,
-    about = "Load generator for the Zaqar v2 HTTP API (producers, consumers, observers)",
+    about = "Load generator for the Zaqar v2 API: producers (single or batch posts, to queues \
+             or topics, over HTTP or WebSocket), consumers (claim + delete, or long-poll), \
+             observers (list), mixes; a table, JSON and an SVG plot over time",
     after_long_help = AFTER_HELP
 )]
 struct Args {
@@ -153,9 +175,21 @@ struct Args {
     /// The limit (page size) of each listing.
     #[arg(long, default_value_t = 10)]
     list_limit: u32,
-    /// Proportions of producers, consumers and observers for --scenario mixed.
+    /// Proportions of producers, consumers and observers for --scenario mixed (and of
+    /// producers and long-poll consumers for --scenario longpoll).
     #[arg(long, default_value = "4:4:2", value_name = "P:C:O", value_parser = parse_mix)]
     mix: [u32; 3],
+    /// Long-poll wait in seconds of --scenario longpoll's consumers (the server's
+    /// [transport] max_wait bounds it).
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    wait: u32,
+    /// --scenario topic: subscribe URL to every topic before the run (repeatable).
+    #[arg(long = "subscriber", value_name = "URL")]
+    subscribers: Vec<String>,
+    /// --scenario ws: WebSocket URL (default ws://HOST:PORT/PATH of --url, i.e. the upgrade
+    /// on the HTTP port).
+    #[arg(long, value_name = "URL")]
+    ws_url: Option<String>,
     /// X-Project-ID of every request.
     #[arg(long, default_value = "bench")]
     project: String,
@@ -209,6 +243,9 @@ enum Scenario {
     Claim,
     List,
     Mixed,
+    Longpoll,
+    Topic,
+    Ws,
 }
 
 impl Scenario {
@@ -218,6 +255,9 @@ impl Scenario {
             Scenario::Claim => "claim",
             Scenario::List => "list",
             Scenario::Mixed => "mixed",
+            Scenario::Longpoll => "longpoll",
+            Scenario::Topic => "topic",
+            Scenario::Ws => "ws",
         }
     }
 
@@ -227,6 +267,16 @@ impl Scenario {
             Scenario::Claim => &[Op::Claim, Op::Delete],
             Scenario::List => &[Op::List],
             Scenario::Mixed => &[Op::Post, Op::Claim, Op::Delete, Op::List],
+            Scenario::Longpoll => &[Op::Post, Op::Poll],
+            Scenario::Topic | Scenario::Ws => &[Op::Post],
+        }
+    }
+
+    /// The collection the workers' sources live in.
+    fn collection(self) -> &'static str {
+        match self {
+            Scenario::Topic => "topics",
+            _ => "queues",
         }
     }
 }
@@ -257,7 +307,11 @@ enum Op {
     Claim = 1,
     Delete = 2,
     List = 3,
+    Poll = 4,
 }
+
+/// Number of operation kinds (the length of every per-operation array).
+const NOPS: usize = 5;
 
 impl Op {
     fn name(self) -> &'static str {
@@ -266,6 +320,7 @@ impl Op {
             Op::Claim => "claim",
             Op::Delete => "delete",
             Op::List => "list",
+            Op::Poll => "poll",
         }
     }
 }
@@ -275,6 +330,10 @@ enum Role {
     Producer,
     Consumer,
     Observer,
+    /// A consumer that long-polls listings (`?wait=`) instead of claiming.
+    Poller,
+    /// A producer over a WebSocket connection (`message_post`).
+    WsProducer,
 }
 
 /// A log-linear latency histogram of microseconds: exact below 256 µs, then 256 buckets per
@@ -415,7 +474,7 @@ impl OpStats {
 
 #[derive(Default)]
 struct WorkerStats {
-    ops: [OpStats; 4],
+    ops: [OpStats; NOPS],
     /// Completion time of the last counted request (for --requests runs).
     last_end: Option<Instant>,
 }
@@ -425,8 +484,8 @@ struct WorkerStats {
 /// What completed during one --interval of the run.
 #[derive(Default)]
 struct Slot {
-    requests: [u64; 4],
-    messages: [u64; 4],
+    requests: [u64; NOPS],
+    messages: [u64; NOPS],
     errors: u64,
     /// Latencies of the successes of every operation.
     hist: Histogram,
@@ -434,7 +493,7 @@ struct Slot {
 
 impl Slot {
     fn merge(&mut self, other: &Slot) {
-        for i in 0..4 {
+        for i in 0..NOPS {
             self.requests[i] += other.requests[i];
             self.messages[i] += other.messages[i];
         }
@@ -699,6 +758,95 @@ fn status_error(status: StatusCode, body: &[u8]) -> String {
     }
 }
 
+/// A WebSocket connection to the server (tokio-tungstenite, no TLS).
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// One WebSocket connection of a `ws` worker: one request at a time; reconnects when broken.
+struct WsConn {
+    url: Arc<str>,
+    stream: Option<WsStream>,
+    timeout: Duration,
+}
+
+/// The status in a WebSocket response envelope: `{"headers": {"status": N}, ...}`.
+fn ws_status(text: &str) -> Option<StatusCode> {
+    #[derive(Deserialize)]
+    struct Headers {
+        status: u16,
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        headers: Headers,
+    }
+    let env: Envelope = serde_json::from_str(text).ok()?;
+    StatusCode::from_u16(env.headers.status).ok()
+}
+
+impl WsConn {
+    /// Sends one request frame and waits for the next response frame (control frames are
+    /// answered by the library and skipped).
+    async fn call(&mut self, text: String) -> Outcome {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let t0 = Instant::now();
+        if self.stream.is_none() {
+            let connect = tokio_tungstenite::connect_async(&*self.url);
+            let err = match tokio::time::timeout(self.timeout, connect).await {
+                Ok(Ok((ws, _))) => {
+                    self.stream = Some(ws);
+                    None
+                }
+                Ok(Err(e)) => Some(format!("websocket connect: {}", error_chain(&e))),
+                Err(_) => Some("websocket connect: timed out".to_string()),
+            };
+            if let Some(e) = err {
+                let end = Instant::now();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Outcome {
+                    start: t0,
+                    end,
+                    result: Err(e),
+                };
+            }
+        }
+        let ws = self.stream.as_mut().expect("connected");
+        let start = Instant::now();
+        let exchange = async {
+            ws.send(Message::text(text))
+                .await
+                .map_err(|e| format!("websocket send: {}", error_chain(&e)))?;
+            loop {
+                let frame = match ws.next().await {
+                    Some(Ok(Message::Text(t))) => Bytes::copy_from_slice(t.as_bytes()),
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Close(_))) | None => {
+                        return Err("websocket closed by the server".to_string())
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(format!("websocket: {}", error_chain(&e))),
+                };
+                let status = std::str::from_utf8(&frame)
+                    .ok()
+                    .and_then(ws_status)
+                    .ok_or_else(|| "websocket: a frame without headers.status".to_string())?;
+                return Ok((status, frame));
+            }
+        };
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "timed out after {:.1} s",
+                self.timeout.as_secs_f64()
+            )),
+        };
+        let end = Instant::now();
+        if result.is_err() {
+            self.stream = None;
+        }
+        Outcome { start, end, result }
+    }
+}
+
 // ----- message bodies -------------------------------------------------------------------
 
 /// Builds message-post bodies: `{"messages":[{"ttl":3600,"body":{"data":"xxx","seq":n}}]}`,
@@ -716,7 +864,16 @@ impl MessageGen {
 
     fn body(&mut self, n: usize) -> Bytes {
         let mut s = String::with_capacity(16 + n * (self.size + 48));
-        s.push_str("{\"messages\":[");
+        s.push('{');
+        self.push_messages(&mut s, n);
+        s.push('}');
+        Bytes::from(s)
+    }
+
+    /// Appends `"messages":[...]` with `n` messages to `s`.
+    fn push_messages(&mut self, s: &mut String, n: usize) {
+        s.reserve(16 + n * (self.size + 48));
+        s.push_str("\"messages\":[");
         for i in 0..n {
             if i > 0 {
                 s.push(',');
@@ -730,8 +887,7 @@ impl MessageGen {
             s.push_str(&self.pad[..pad]);
             let _ = write!(s, "\",\"seq\":{seq}}}}}");
         }
-        s.push_str("]}");
-        Bytes::from(s)
+        s.push(']');
     }
 }
 
@@ -789,6 +945,14 @@ struct Worker {
     claim_body: Bytes,
     list_uri: Uri,
     list_next: Option<Uri>,
+    /// Long polling: the first page's URI, the next one, and the wait to add to "next".
+    poll_uri: Uri,
+    poll_next: Option<Uri>,
+    wait: u32,
+    /// WebSocket producers: the connection, and the start of each request envelope (up to
+    /// the messages).
+    ws: Option<WsConn>,
+    ws_prefix: String,
     /// The worker's current timeline slot, merged into the run's when it moves on.
     slot: Option<(usize, Slot)>,
 }
@@ -844,6 +1008,22 @@ impl Worker {
             .conn
             .call(Method::POST, self.post_uri.clone(), body)
             .await;
+        self.count_post(ticket, o);
+    }
+
+    async fn ws_post(&mut self, ticket: bool) {
+        let mut text = self.ws_prefix.clone();
+        self.gen.push_messages(&mut text, self.batch);
+        text.push_str("}}");
+        let ws = self
+            .ws
+            .as_mut()
+            .expect("a WebSocket producer has a WebSocket");
+        let o = ws.call(text).await;
+        self.count_post(ticket, o);
+    }
+
+    fn count_post(&mut self, ticket: bool, o: Outcome) {
         if !self.counts(ticket, &o) {
             return;
         }
@@ -995,6 +1175,50 @@ impl Worker {
         self.note(Op::List, ok, listed, &o);
     }
 
+    async fn poll(&mut self, ticket: bool) {
+        let uri = self
+            .poll_next
+            .clone()
+            .unwrap_or_else(|| self.poll_uri.clone());
+        let o = self.conn.call(Method::GET, uri, Bytes::new()).await;
+        let outcome: Result<u64, String> = match &o.result {
+            Ok((StatusCode::OK, body)) => match serde_json::from_slice::<ListDoc>(body) {
+                Ok(doc) => {
+                    // Read forward: the next page starts after what this one returned.
+                    if let Some(next) = doc.links.iter().find(|l| l.rel == "next") {
+                        let href = format!("{}&wait={}", next.href, self.wait);
+                        self.poll_next = Some(self.conn.target.uri(&href));
+                    }
+                    Ok(doc.messages.len() as u64)
+                }
+                Err(e) => Err(format!("HTTP 200 with an unreadable listing: {e}")),
+            },
+            // Nothing arrived during the wait: keep the place.
+            Ok((StatusCode::NO_CONTENT, _)) => Ok(0),
+            Ok((status, body)) => Err(status_error(*status, body)),
+            Err(e) => Err(e.clone()),
+        };
+        if !self.counts(ticket, &o) {
+            return;
+        }
+        let st = &mut self.stats.ops[Op::Poll as usize];
+        let got = *outcome.as_ref().unwrap_or(&0);
+        let ok = match outcome {
+            Ok(n) => {
+                st.success(o.start, o.end, n);
+                if n == 0 {
+                    st.empty += 1;
+                }
+                true
+            }
+            Err(e) => {
+                st.error(e);
+                false
+            }
+        };
+        self.note(Op::Poll, ok, got, &o);
+    }
+
     async fn run(mut self, role: Role) -> WorkerStats {
         loop {
             if self.run.stop.load(Ordering::Relaxed) {
@@ -1023,6 +1247,8 @@ impl Worker {
                 Role::Producer => self.post(ticket).await,
                 Role::Consumer => self.claim(ticket).await,
                 Role::Observer => self.list(ticket).await,
+                Role::Poller => self.poll(ticket).await,
+                Role::WsProducer => self.ws_post(ticket).await,
             }
         }
         self.flush_slot();
@@ -1115,6 +1341,7 @@ async fn setup_call(
 /// Posts `per_queue` messages into each queue, in batches of 10, over up to 16 connections.
 async fn prefill(
     target: &Arc<Target>,
+    collection: &str,
     queues: &[String],
     per_queue: u64,
     size: usize,
@@ -1129,7 +1356,7 @@ async fn prefill(
     let uris: Arc<Vec<Uri>> = Arc::new(
         queues
             .iter()
-            .map(|q| target.uri(&format!("/v2/queues/{q}/messages")))
+            .map(|q| target.uri(&format!("/v2/{collection}/{q}/messages")))
             .collect(),
     );
     let workers = (conns.min(16) as u64).min(total).max(1);
@@ -1280,6 +1507,14 @@ fn table(reports: &[OpReport]) -> String {
                     r.st.requests - r.st.errors
                 );
             }
+            Op::Poll if r.st.empty > 0 => {
+                let _ = writeln!(
+                    s,
+                    "poll: {} of {} successful long polls returned nothing within the wait",
+                    r.st.empty,
+                    r.st.requests - r.st.errors
+                );
+            }
             Op::List if r.st.empty > 0 => {
                 let _ = writeln!(
                     s,
@@ -1311,8 +1546,8 @@ fn table(reports: &[OpReport]) -> String {
 struct Point {
     /// End of the interval, in seconds from the start of the window.
     t: f64,
-    rps: [f64; 4],
-    mps: [f64; 4],
+    rps: [f64; NOPS],
+    mps: [f64; NOPS],
     errors: u64,
     p50: Option<f64>,
     p90: Option<f64>,
@@ -1639,6 +1874,12 @@ fn check_args(a: &Args) -> Result<(), String> {
     if a.requests.is_none() && !(a.duration.is_finite() && a.duration > 0.0) {
         return Err("--duration must be a positive number of seconds".into());
     }
+    if a.scenario == Scenario::Longpoll && a.mix[0] == 0 && a.mix[1] == 0 {
+        return Err("--scenario longpoll needs producers or consumers in --mix P:C:O".into());
+    }
+    if !a.subscribers.is_empty() && a.scenario != Scenario::Topic {
+        return Err("--subscriber is for --scenario topic".into());
+    }
     if a.requests == Some(0) {
         return Err("--requests must be at least 1".into());
     }
@@ -1716,8 +1957,9 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
         eprintln!("zaqar-bench: cannot reach the server at {}: {e}", args.url);
         return ExitCode::from(2);
     }
+    let collection = args.scenario.collection();
     for q in &queues {
-        let path = format!("/v2/queues/{q}");
+        let path = format!("/v2/{collection}/{q}");
         let mut steps = Vec::new();
         if args.reset {
             steps.push((Method::DELETE, vec![StatusCode::NO_CONTENT]));
@@ -1728,6 +1970,15 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
         ));
         for (method, ok) in steps {
             if let Err(e) = setup_call(&mut conn, method, &path, Bytes::new(), &ok).await {
+                eprintln!("zaqar-bench: setup failed: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        for url in &args.subscribers {
+            let body = json!({"subscriber": url, "ttl": 3600, "options": {}}).to_string();
+            let path = format!("{path}/subscriptions");
+            let ok = [StatusCode::CREATED, StatusCode::CONFLICT];
+            if let Err(e) = setup_call(&mut conn, Method::POST, &path, body.into(), &ok).await {
                 eprintln!("zaqar-bench: setup failed: {e}");
                 return ExitCode::from(2);
             }
@@ -1745,6 +1996,7 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
         }
         if let Err(e) = prefill(
             &target,
+            collection,
             &queues,
             args.prefill,
             args.message_size,
@@ -1769,13 +2021,29 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
     // Roles.
     let n = args.connections;
     let counts = match args.scenario {
-        Scenario::Post => [n, 0, 0],
+        Scenario::Post | Scenario::Topic | Scenario::Ws => [n, 0, 0],
         Scenario::Claim => [0, n, 0],
         Scenario::List => [0, 0, n],
         Scenario::Mixed => split(n, args.mix),
+        Scenario::Longpoll => split(n, [args.mix[0], args.mix[1], 0]),
     };
-    let roles: Vec<Role> = std::iter::repeat_n(Role::Producer, counts[0])
-        .chain(std::iter::repeat_n(Role::Consumer, counts[1]))
+    let producer = match args.scenario {
+        Scenario::Ws => Role::WsProducer,
+        _ => Role::Producer,
+    };
+    let consumer = match args.scenario {
+        Scenario::Longpoll => Role::Poller,
+        _ => Role::Consumer,
+    };
+    let ws_url: Arc<str> = Arc::from(args.ws_url.clone().unwrap_or_else(|| {
+        format!(
+            "ws://{}{}/",
+            target.host.to_str().unwrap_or("127.0.0.1"),
+            target.base
+        )
+    }));
+    let roles: Vec<Role> = std::iter::repeat_n(producer, counts[0])
+        .chain(std::iter::repeat_n(consumer, counts[1]))
         .chain(std::iter::repeat_n(Role::Observer, counts[2]))
         .collect();
 
@@ -1828,7 +2096,7 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
             stats: WorkerStats::default(),
             gen: MessageGen::new(args.message_size, pad.clone()),
             batch: args.batch,
-            post_uri: target.uri(&format!("/v2/queues/{q}/messages")),
+            post_uri: target.uri(&format!("/v2/{collection}/{q}/messages")),
             claim_uri: target.uri(&format!("/v2/queues/{q}/claims?limit={}", args.claim_limit)),
             claim_body: claim_body.clone(),
             list_uri: target.uri(&format!(
@@ -1836,6 +2104,23 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
                 args.list_limit
             )),
             list_next: None,
+            poll_uri: target.uri(&format!(
+                "/v2/queues/{q}/messages?limit={}&wait={}",
+                args.claim_limit, args.wait
+            )),
+            poll_next: None,
+            wait: args.wait,
+            ws: (*role == Role::WsProducer).then(|| WsConn {
+                url: ws_url.clone(),
+                stream: None,
+                timeout,
+            }),
+            ws_prefix: format!(
+                "{{\"action\":\"message_post\",\"headers\":{{\"Client-ID\":{},\"X-Project-ID\":{}}},\"body\":{{\"queue_name\":{},",
+                json!(uuid::Uuid::new_v4().to_string()),
+                json!(args.project),
+                json!(q)
+            ),
             slot: None,
         };
         handles.push(tokio::spawn(worker.run(*role)));
@@ -2075,6 +2360,9 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
                 "claim_limit": args.claim_limit,
                 "list_limit": args.list_limit,
                 "mix": args.mix,
+                "wait_s": args.wait,
+                "subscribers": args.subscribers,
+                "ws_url": (args.scenario == Scenario::Ws).then(|| ws_url.to_string()),
                 "threads": threads,
                 "timeout_s": args.timeout,
                 "max_error_pct": args.max_error_pct,
@@ -2123,7 +2411,7 @@ async fn bench(args: Args, threads: usize) -> ExitCode {
     if args.cleanup {
         let mut conn = Conn::new(target.clone());
         for q in &queues {
-            let path = format!("/v2/queues/{q}");
+            let path = format!("/v2/{collection}/{q}");
             if let Err(e) = setup_call(
                 &mut conn,
                 Method::DELETE,

@@ -32,9 +32,9 @@ use crate::storage::{
 };
 
 use records::{
-    decode, encode, message_id, parse_message_id, ClaimRecord, MovedMessage, MsgRecord, NotifyMsg,
-    OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, MSGS, NOTIFY, OUTBOX, QUEUES, SUBS,
-    SUB_URIS, XFER_DONE,
+    decode, encode, encode_into, message_id, parse_message_id, ClaimRecord, MovedMessage,
+    MsgRecord, NotifyMsg, OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, MSGS, NOTIFY,
+    OUTBOX, QUEUES, SUBS, SUB_URIS, XFER_DONE,
 };
 use shard::{storage_error, Shard};
 
@@ -147,12 +147,12 @@ fn purge_in(txn: &WriteTransaction, p: &str, n: &str) -> Result<()> {
 
 /// Appends messages at the tail of a queue inside `txn`, creating the queue (without metadata)
 /// if needed; assigns markers and id suffixes. Returns the new ids in order.
-fn append_in(
+fn append_in<B: AsRef<[u8]>>(
     txn: &WriteTransaction,
     p: &str,
     n: &str,
     now: Millis,
-    items: impl IntoIterator<Item = (MsgRecord, Vec<u8>)>,
+    items: impl IntoIterator<Item = (MsgRecord, B)>,
 ) -> Result<Vec<String>> {
     let key = (p, n);
     let mut queues = txn.open_table(QUEUES).map_err(se)?;
@@ -172,13 +172,17 @@ fn append_in(
         .unwrap_or(0);
     let mut mt = txn.open_table(MSGS).map_err(se)?;
     let mut bt = txn.open_table(BODIES).map_err(se)?;
-    let mut ids = Vec::new();
+    let items = items.into_iter();
+    let mut ids = Vec::with_capacity(items.size_hint().0);
+    // One encoding buffer for the whole batch.
+    let mut buf = Vec::with_capacity(128);
     for (mut rec, body) in items {
         let marker = last + 1 + ids.len() as u64;
         rec.suffix = rand::random();
         let mkey = (p, n, marker);
-        mt.insert(mkey, encode(&rec)?.as_slice()).map_err(se)?;
-        bt.insert(mkey, body.as_slice()).map_err(se)?;
+        encode_into(&rec, &mut buf)?;
+        mt.insert(mkey, buf.as_slice()).map_err(se)?;
+        bt.insert(mkey, body.as_ref()).map_err(se)?;
         ids.push(message_id(marker, rec.suffix));
     }
     counters.insert(key, last + ids.len() as u64).map_err(se)?;
@@ -731,21 +735,15 @@ impl MessageStore for EmbeddedStore {
             client_id.to_string(),
         );
         let clock = self.clock.clone();
+        let mut messages = messages;
         self.shard(q)
             .write(move |txn| {
                 let now = clock.now();
-                let notified: Vec<(Vec<u8>, i64, i64, bool)> = messages
-                    .iter()
-                    .map(|m| {
-                        (
-                            m.body.get().as_bytes().to_vec(),
-                            m.ttl,
-                            m.delay,
-                            m.encrypted,
-                        )
-                    })
-                    .collect();
-                let items = messages.into_iter().map(|m| {
+                // Bodies are written from the request's buffers; they are copied only for a
+                // notification, i.e. when the queue has subscribers.
+                let items = messages.iter_mut().map(|m| {
+                    let NewMessage { body, checksum, .. } = m;
+                    let body: &RawValue = body;
                     let rec = MsgRecord {
                         suffix: 0,
                         ttl: m.ttl,
@@ -755,25 +753,25 @@ impl MessageStore for EmbeddedStore {
                         claim: None,
                         claim_count: 0,
                         delay_expires: now + secs(m.delay),
-                        checksum: m.checksum,
+                        checksum: checksum.take(),
                         encrypted: m.encrypted,
                         moved_from: None,
                     };
-                    (rec, m.body.get().as_bytes().to_vec())
+                    (rec, body.get().as_bytes())
                 });
                 let ids = append_in(txn, &p, &n, now, items)?;
-                let batch = ids
-                    .iter()
-                    .zip(notified)
-                    .map(|(id, (body, ttl, delay, encrypted))| NotifyMsg {
-                        id: id.clone(),
-                        body,
-                        ttl,
-                        delay,
-                        encrypted,
-                    })
-                    .collect();
-                subs::queue_notification(txn, &p, &n, now, batch)?;
+                subs::queue_notification(txn, &p, &n, now, || {
+                    ids.iter()
+                        .zip(&messages)
+                        .map(|(id, m)| NotifyMsg {
+                            id: id.clone(),
+                            body: m.body.get().as_bytes().to_vec(),
+                            ttl: m.ttl,
+                            delay: m.delay,
+                            encrypted: m.encrypted,
+                        })
+                        .collect()
+                })?;
                 Ok(ids)
             })
             .await

@@ -138,9 +138,17 @@ pub(crate) struct NotifyRecord {
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    let mut out = vec![FORMAT];
-    postcard::to_io(v, &mut out).map_err(storage_error)?;
+    let mut out = Vec::new();
+    encode_into(v, &mut out)?;
     Ok(out)
+}
+
+/// `encode` into a reused buffer (cleared first).
+pub(crate) fn encode_into<T: Serialize>(v: &T, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.push(FORMAT);
+    postcard::to_io(v, &mut *out).map_err(storage_error)?;
+    Ok(())
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -152,8 +160,17 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 
 /// Message ids are 32 hex digits: the marker, then a random suffix. The suffix makes ids of a
 /// deleted and re-created queue differ even where markers repeat.
+/// `{marker:016x}{suffix:016x}`, without the formatting machinery (it is called for every
+/// posted message, on the shard's writer thread).
 pub(crate) fn message_id(marker: u64, suffix: u64) -> String {
-    format!("{marker:016x}{suffix:016x}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(32);
+    for v in [marker, suffix] {
+        for shift in (0..16).rev() {
+            out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
+        }
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 pub(crate) fn parse_message_id(id: &str) -> Option<(u64, u64)> {
@@ -176,6 +193,14 @@ mod tests {
         assert_eq!(parse_message_id(&id), Some((42, 0xdead_beef)));
         assert_eq!(parse_message_id("xyz"), None);
         assert_eq!(parse_message_id(&"g".repeat(32)), None);
+        for (m, x) in [
+            (0, 0),
+            (1, u64::MAX),
+            (0x0123_4567_89ab_cdef, 42),
+            (u64::MAX, 7),
+        ] {
+            assert_eq!(message_id(m, x), format!("{m:016x}{x:016x}"));
+        }
     }
 
     #[test]

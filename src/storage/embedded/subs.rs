@@ -56,7 +56,7 @@ pub(super) fn queue_notification(
     p: &str,
     n: &str,
     now: Millis,
-    messages: Vec<NotifyMsg>,
+    messages: impl FnOnce() -> Vec<NotifyMsg>,
 ) -> Result<()> {
     let mut unconfirmed = Vec::new();
     let pending: Vec<String> = {
@@ -76,7 +76,11 @@ pub(super) fn queue_notification(
         }
         ids
     };
-    if pending.is_empty() || messages.is_empty() {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let messages = messages();
+    if messages.is_empty() {
         return Ok(());
     }
     let mut counters = txn.open_table(COUNTERS).map_err(se)?;

@@ -124,7 +124,10 @@ async fn produce(api: &Arc<Api>, path: &str, conns: usize, secs: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let base = args.get(1).cloned().unwrap_or("http://127.0.0.1:8888".into());
+    let base = args
+        .get(1)
+        .cloned()
+        .unwrap_or("http://127.0.0.1:8888".into());
     let subscribers: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
     let messages: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(200);
     let conns: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(64);
@@ -149,7 +152,10 @@ async fn main() {
     let start = Instant::now();
     for seq in 0..messages {
         let r = api
-            .req(reqwest::Method::POST, &format!("/v2/topics/{topic}/messages"))
+            .req(
+                reqwest::Method::POST,
+                &format!("/v2/topics/{topic}/messages"),
+            )
             .json(&json!({"messages": [{"body": {"seq": seq, "sent_us": now_us(origin)}}]}))
             .send()
             .await

@@ -45,9 +45,11 @@ async fn start(dir: &std::path::Path, port: u16) -> Server {
 // The child is reaped by `Server::drop`, which clippy cannot see through the struct.
 #[allow(clippy::zombie_processes)]
 async fn start_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_zaqar-server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zaqar-server"))
         .args(["--port", &port.to_string(), "--data-dir"])
         .arg(dir)
+        // An ephemeral WebSocket port: servers of parallel tests must not share 9000.
+        .args(["--set", "drivers:transport:websocket.port=0"])
         .args(extra)
         .env("ZAQAR_LOG", "warn")
         .stdout(Stdio::null())
@@ -56,13 +58,18 @@ async fn start_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Server 
         .expect("spawn zaqar-server");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if http.get(format!("{base}/")).send().await.is_ok() {
             return Server { child, base };
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("zaqar-server exited during start-up: {status}");
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("server did not start");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("server did not start within 30 s");
 }
 
 #[derive(Default)]

@@ -187,12 +187,16 @@ impl Service {
             ..Default::default()
         };
         let notifier = Self::build_notifier(&store, &options);
+        let hub = waiters::Hub::new();
+        // Every write signalled to the hub — local, or relayed from other nodes by shared
+        // drivers — may have queued notifications.
+        hub.set_listener(notifier.wake_signal());
         Self {
             limits,
             store,
             clock,
             options,
-            hub: waiters::Hub::new(),
+            hub,
             notifier,
         }
     }
@@ -213,6 +217,7 @@ impl Service {
     /// Sets the message-lifecycle options.
     pub fn with_options(mut self, options: ServiceOptions) -> Self {
         self.notifier = Self::build_notifier(&self.store, &options);
+        self.hub.set_listener(self.notifier.wake_signal());
         self.options = options;
         self
     }
@@ -936,9 +941,9 @@ impl Service {
         }
         let messages = self.parse_new_messages(q.project, body, &meta)?;
         let ids = self.store.post_messages(q, ctx.client_id, messages).await?;
+        // Wakes long-pollers and, through the hub's listener, the notification worker: the post
+        // may have queued notifications.
         self.hub.notify(q.project, q.name);
-        // The post may have queued notifications: deliver them now rather than at the next poll.
-        self.notifier.wake();
         crate::metrics::messages_posted(q.project, q.name, ids.len());
         Ok(ids)
     }

@@ -258,7 +258,7 @@ pub struct Notifier {
     signing_key: Option<Vec<u8>>,
     cfg: NotifierConfig,
     http: reqwest::Client,
-    wake: Notify,
+    wake: Arc<Notify>,
     permits: Arc<Semaphore>,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
     in_flight: Mutex<HashSet<(String, String)>>,
@@ -306,7 +306,7 @@ impl Notifier {
             permits: Arc::new(Semaphore::new(cfg.max_workers.max(1))),
             cfg,
             http,
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             queues: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             local: Mutex::new(HashMap::new()),
@@ -342,6 +342,11 @@ impl Notifier {
     /// Something may be waiting in the outbox.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// The signal [`Notifier::wake`] gives, for the long-polling hub to give too.
+    pub fn wake_signal(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// Starts the delivery loop (one per process).

@@ -15,6 +15,10 @@ type Key = (String, String);
 #[derive(Default)]
 pub struct Hub {
     queues: Mutex<HashMap<Key, Weak<Notify>>>,
+    /// Signalled (once, coalescing) on every notify of any queue: the notification worker's
+    /// wake-up, so that messages posted through other nodes are delivered without waiting for
+    /// its poll.
+    listener: Mutex<Option<Arc<Notify>>>,
 }
 
 impl Hub {
@@ -38,8 +42,16 @@ impl Hub {
         n
     }
 
-    /// Wakes every current waiter of the queue.
+    /// Sets the signal that every [`Hub::notify`] also gives.
+    pub fn set_listener(&self, listener: Arc<Notify>) {
+        *self.listener.lock().unwrap() = Some(listener);
+    }
+
+    /// Wakes every current waiter of the queue (and the listener).
     pub fn notify(&self, project: &str, queue: &str) {
+        if let Some(l) = self.listener.lock().unwrap().as_ref() {
+            l.notify_one();
+        }
         let n = {
             let map = self.queues.lock().unwrap();
             map.get(&(project.to_string(), queue.to_string()))

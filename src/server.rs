@@ -90,6 +90,7 @@ impl App {
                 crate::service::quota::Quotas::new(
                     crate::service::quota::Limits {
                         max_queues: config.quotas.max_queues_per_project,
+                        max_messages_per_queue: config.quotas.max_messages_per_queue,
                         requests_per_second: config.quotas.requests_per_second as f64,
                         burst: config.quotas.burst as f64,
                     },

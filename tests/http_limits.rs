@@ -43,6 +43,40 @@ async fn queue_quota_counts_explicit_and_lazy_creation() {
 }
 
 #[tokio::test]
+async fn queue_depth_quota_refuses_posts_beyond_it_until_messages_are_consumed() {
+    let s = TestServer::start_with(&[("quotas", "max_messages_per_queue", "3")]).await;
+    let ids = s.post("deep", json!([{"body": 1}, {"body": 2}])).await;
+    // A batch that would go past the limit is refused whole.
+    let r = s
+        .req(Method::POST, "/v2/queues/deep/messages")
+        .json(&json!({"messages": [{"body": 3}, {"body": 4}]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "Not authorized", Some("at most 3")).await;
+    s.post("deep", json!([{"body": 3}])).await;
+    let r = s
+        .req(Method::POST, "/v2/queues/deep/messages")
+        .json(&json!({"messages": [{"body": 4}]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "Not authorized", Some("Quota exceeded")).await;
+    // Other queues have their own depth; consuming makes room.
+    s.post("shallow", json!([{"body": 1}])).await;
+    let r = s
+        .req(
+            Method::DELETE,
+            &format!("/v2/queues/deep/messages?ids={}", ids[0]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    s.post("deep", json!([{"body": 4}])).await;
+}
+
+#[tokio::test]
 async fn rate_limits_are_per_project_with_retry_after() {
     let s = TestServer::start_with(&[
         ("quotas", "requests_per_second", "1"),

@@ -192,6 +192,7 @@ pub struct KeystoneSettings {
 #[derive(Debug, Clone, Default)]
 pub struct QuotaConfig {
     pub max_queues_per_project: u64,
+    pub max_messages_per_queue: u64,
     pub requests_per_second: u64,
     pub burst: u64,
     pub overrides_file: Option<PathBuf>,
@@ -689,6 +690,8 @@ impl Config {
             notification: notification_config(&r)?,
             quotas: QuotaConfig {
                 max_queues_per_project: r.int("quotas", "max_queues_per_project", 0, i64::MAX)?
+                    as u64,
+                max_messages_per_queue: r.int("quotas", "max_messages_per_queue", 0, i64::MAX)?
                     as u64,
                 requests_per_second: r.int("quotas", "requests_per_second", 0, 10_000_000)? as u64,
                 burst: r.int("quotas", "burst", 0, 100_000_000)? as u64,

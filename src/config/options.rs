@@ -579,9 +579,10 @@ pub static OPTIONS: &[OptSpec] = &[
     opt("notification", "unsubscribe_confirmation_email_template", Str, "", "Same, for unsubscribe confirmations."),
     // [quotas]
     opt("quotas", "max_queues_per_project", Int, "0", "Most queues a project may have (0: unlimited); beyond it, 403."),
+    opt("quotas", "max_messages_per_queue", Int, "0", "Most messages (claimed and delayed included) a queue may hold (0: unlimited); a post beyond it gets 403."),
     opt("quotas", "requests_per_second", Int, "0", "Requests per second allowed to each project (0: unlimited); beyond it, 429 with Retry-After."),
     opt("quotas", "burst", Int, "0", "Requests a project may make at once before the rate applies (0: twice the rate)."),
-    opt("quotas", "overrides_file", Str, "", "JSON file of per-project limits: {\"<project>\": {\"max_queues\": N, \"requests_per_second\": R, \"burst\": B}}."),
+    opt("quotas", "overrides_file", Str, "", "JSON file of per-project limits: {\"<project>\": {\"max_queues\": N, \"max_messages_per_queue\": M, \"requests_per_second\": R, \"burst\": B}}."),
     // [cors]
     opt("cors", "allowed_origin", List, "", "Origins allowed to call the API from browsers (empty: CORS off)."),
     opt("cors", "allow_credentials", Bool, "true", "Whether browsers may send credentials."),

@@ -940,6 +940,15 @@ impl Service {
             }
         }
         let messages = self.parse_new_messages(q.project, body, &meta)?;
+        if self.options.quotas.limits_depth(q.project) {
+            let held = self.store.queue_stats(q).await?.total;
+            self.options.quotas.check_queue_depth(
+                q.project,
+                q.name,
+                held,
+                messages.len() as u64,
+            )?;
+        }
         let ids = self.store.post_messages(q, ctx.client_id, messages).await?;
         // Wakes long-pollers and, through the hub's listener, the notification worker: the post
         // may have queued notifications.

@@ -1,7 +1,9 @@
-//! Per-project limits: the number of queues (403 when exceeded) and a request rate (a token
-//! bucket; 429 with `Retry-After` when exceeded). Global values come from `[quotas]`, per-project
-//! values from `[quotas] overrides_file` (a JSON object `{"<project>": {"max_queues": N,
-//! "requests_per_second": R, "burst": B}}`); 0 means unlimited.
+//! Per-project limits: the number of queues and the messages a queue may hold (403 when
+//! exceeded), and a request rate (a token bucket; 429 with `Retry-After` when exceeded). Global
+//! values come from `[quotas]`, per-project values from `[quotas] overrides_file` (a JSON object
+//! `{"<project>": {"max_queues": N, "max_messages_per_queue": M, "requests_per_second": R,
+//! "burst": B}}`); 0 means unlimited. The depth limit is checked against the queue's count
+//! before the post, so concurrent posts may overshoot it by at most one batch each.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +19,8 @@ use crate::error::{Error, Result};
 pub struct Limits {
     #[serde(default)]
     pub max_queues: u64,
+    #[serde(default)]
+    pub max_messages_per_queue: u64,
     #[serde(default)]
     pub requests_per_second: f64,
     #[serde(default)]
@@ -70,6 +74,28 @@ impl Quotas {
             )));
         }
         Ok(())
+    }
+
+    /// Whether a queue holding `held` messages may take `adding` more.
+    pub fn check_queue_depth(
+        &self,
+        project: &str,
+        queue: &str,
+        held: u64,
+        adding: u64,
+    ) -> Result<()> {
+        let max = self.limits(project).max_messages_per_queue;
+        if max > 0 && held.saturating_add(adding) > max {
+            return Err(Error::Forbidden(format!(
+                "Quota exceeded: queue {queue} holds {held} messages and may hold at most {max}; \
+                 consume or delete messages before posting more."
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn limits_depth(&self, project: &str) -> bool {
+        self.limits(project).max_messages_per_queue > 0
     }
 
     pub fn limits_queues(&self, project: &str) -> bool {

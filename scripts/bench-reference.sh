@@ -156,9 +156,9 @@ if [[ -z "${ZAQAR_SERVER_BIN:-}" || -z "${ZAQAR_BENCH_BIN:-}" || -z "${ZAQAR_HEL
     log "building zaqar-server, zaqar-bench and examples/hello (release)"
     (cd "$REPO" && cargo build --release --quiet --bin zaqar-server --bin zaqar-bench --example hello)
 fi
-SERVER="${ZAQAR_SERVER_BIN:-$REPO/target/release/zaqar-server}"
-BENCH="${ZAQAR_BENCH_BIN:-$REPO/target/release/zaqar-bench}"
-HELLO="${ZAQAR_HELLO_BIN:-$REPO/target/release/examples/hello}"
+SERVER="${ZAQAR_SERVER_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/zaqar-server}"
+BENCH="${ZAQAR_BENCH_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/zaqar-bench}"
+HELLO="${ZAQAR_HELLO_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/examples/hello}"
 for b in "$SERVER" "$BENCH" "$HELLO"; do [[ -x "$b" ]] || die "$b is not executable"; done
 
 # ---------------------------------------------------------------- the reference's venv

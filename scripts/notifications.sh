@@ -20,7 +20,7 @@ if [ ! -x "$VENV/bin/aiosmtpd" ]; then
 fi
 if [ -z "${ZAQAR_SERVER_BIN:-}" ]; then
   (cd "$REPO" && cargo build -q --bin zaqar-server)
-  ZAQAR_SERVER_BIN="$REPO/target/debug/zaqar-server"
+  ZAQAR_SERVER_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/zaqar-server"
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SMTP=$(free_port); HOOK=$(free_port); API=$(free_port)

@@ -47,8 +47,11 @@ libfuzzer_ready() {
         cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" || return 1
     fi
     log "building the libFuzzer targets (stable, --sanitizer none)"
-    # No debug info: the fuzz build is a cold build in CI and linking is most of it.
+    # No debug info: the fuzz build is a cold build in CI and linking is most of it. Its own
+    # target dir (fuzz/target): its flags differ from the main build's, so sharing one gains
+    # nothing, and the binaries are looked for there.
     export CARGO_PROFILE_RELEASE_DEBUG=false
+    unset CARGO_TARGET_DIR
     (cd fuzz && cargo fuzz build --sanitizer none -O) || return 1
     for t in "${TARGETS[@]}"; do
         [[ -x "fuzz/target/x86_64-unknown-linux-gnu/release/$t" ]] || return 1

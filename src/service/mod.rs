@@ -186,11 +186,8 @@ impl Service {
             },
             ..Default::default()
         };
-        let notifier = Self::build_notifier(&store, &options);
         let hub = waiters::Hub::new();
-        // Every write signalled to the hub — local, or relayed from other nodes by shared
-        // drivers — may have queued notifications.
-        hub.set_listener(notifier.wake_signal());
+        let notifier = Self::build_notifier(&store, &options, &hub);
         Self {
             limits,
             store,
@@ -201,9 +198,12 @@ impl Service {
         }
     }
 
+    /// The notifier wakes on every write signalled to the hub — local, or relayed from other
+    /// nodes by shared drivers — since any may have queued notifications.
     fn build_notifier(
         store: &Arc<dyn DataStore>,
         options: &ServiceOptions,
+        hub: &waiters::Hub,
     ) -> Arc<notifier::Notifier> {
         Arc::new(notifier::Notifier::new(
             store.clone(),
@@ -211,13 +211,13 @@ impl Service {
             options.signing_key.clone(),
             options.notification.clone(),
             options.keystone.clone(),
+            hub.writes(),
         ))
     }
 
     /// Sets the message-lifecycle options.
     pub fn with_options(mut self, options: ServiceOptions) -> Self {
-        self.notifier = Self::build_notifier(&self.store, &options);
-        self.hub.set_listener(self.notifier.wake_signal());
+        self.notifier = Self::build_notifier(&self.store, &options, &self.hub);
         self.options = options;
         self
     }

@@ -292,6 +292,7 @@ impl Notifier {
         signing_key: Option<Vec<u8>>,
         cfg: NotifierConfig,
         keystone: Option<Arc<crate::auth::keystone::Keystone>>,
+        wake: Arc<Notify>,
     ) -> Notifier {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
@@ -306,7 +307,7 @@ impl Notifier {
             permits: Arc::new(Semaphore::new(cfg.max_workers.max(1))),
             cfg,
             http,
-            wake: Arc::new(Notify::new()),
+            wake,
             queues: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             local: Mutex::new(HashMap::new()),
@@ -342,11 +343,6 @@ impl Notifier {
     /// Something may be waiting in the outbox.
     pub fn wake(&self) {
         self.wake.notify_one();
-    }
-
-    /// The signal [`Notifier::wake`] gives, for the long-polling hub to give too.
-    pub fn wake_signal(&self) -> Arc<Notify> {
-        self.wake.clone()
     }
 
     /// Starts the delivery loop (one per process).

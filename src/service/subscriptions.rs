@@ -397,44 +397,29 @@ impl Service {
         id: &str,
         update: &mut SubscriptionUpdate,
     ) -> Result<()> {
-        let needs_current = update.options.is_some() || update.subscriber.is_none();
-        let current = if needs_current || update.ttl.is_none() {
-            self.subs()?.get_subscription(q.project, q.name, id).await?
-        } else {
-            None
+        // Unknown subscription: the store's update answers 404.
+        let Some(current) = self.subs()?.get_subscription(q.project, q.name, id).await? else {
+            return Ok(());
         };
-        let subscriber = match (&update.subscriber, &current) {
-            (Some(s), _) => s.clone(),
-            (None, Some(c)) => c.subscriber.clone(),
-            // Unknown subscription: the store answers 404.
-            (None, None) => return Ok(()),
-        };
-        if !is_trust(&subscriber) {
+        let subscriber = update.subscriber.as_ref().unwrap_or(&current.subscriber);
+        if !is_trust(subscriber) {
             return Ok(());
         }
-        let changed = update.ttl.is_some()
-            || current
-                .as_ref()
-                .is_none_or(|c| !c.subscriber.eq_ignore_ascii_case(&subscriber));
+        let changed = update.ttl.is_some() || !current.subscriber.eq_ignore_ascii_case(subscriber);
         let trust = if changed {
-            let ttl = match (update.ttl, &current) {
-                (Some(t), _) => t,
-                (None, Some(c)) => c.ttl,
-                (None, None) => self.limits.default_subscription_ttl,
-            };
-            Some(self.create_trust(ctx, ttl).await?)
+            Some(
+                self.create_trust(ctx, update.ttl.unwrap_or(current.ttl))
+                    .await?,
+            )
         } else {
             current
-                .as_ref()
-                .and_then(|c| c.options.get(TRUST_ID))
+                .options
+                .get(TRUST_ID)
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
         let Some(trust) = trust else { return Ok(()) };
-        let mut options = match update.options.take() {
-            Some(o) => o,
-            None => current.map(|c| c.options).unwrap_or_default(),
-        };
+        let mut options = update.options.take().unwrap_or(current.options);
         options.insert(TRUST_ID.into(), Value::String(trust));
         update.options = Some(options);
         Ok(())

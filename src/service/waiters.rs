@@ -18,7 +18,7 @@ pub struct Hub {
     /// Signalled (once, coalescing) on every notify of any queue: the notification worker's
     /// wake-up, so that messages posted through other nodes are delivered without waiting for
     /// its poll.
-    listener: Mutex<Option<Arc<Notify>>>,
+    writes: Arc<Notify>,
 }
 
 impl Hub {
@@ -42,16 +42,14 @@ impl Hub {
         n
     }
 
-    /// Sets the signal that every [`Hub::notify`] also gives.
-    pub fn set_listener(&self, listener: Arc<Notify>) {
-        *self.listener.lock().unwrap() = Some(listener);
+    /// The signal every [`Hub::notify`] also gives, whatever the queue.
+    pub fn writes(&self) -> Arc<Notify> {
+        self.writes.clone()
     }
 
-    /// Wakes every current waiter of the queue (and the listener).
+    /// Wakes every current waiter of the queue, and signals [`Hub::writes`].
     pub fn notify(&self, project: &str, queue: &str) {
-        if let Some(l) = self.listener.lock().unwrap().as_ref() {
-            l.notify_one();
-        }
+        self.writes.notify_one();
         let n = {
             let map = self.queues.lock().unwrap();
             map.get(&(project.to_string(), queue.to_string()))

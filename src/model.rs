@@ -283,3 +283,12 @@ pub enum DeliveryOutcome {
     /// Every retry failed; the error is kept on the subscription.
     GaveUp(String),
 }
+
+/// One subscriber done with one leased batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedDelivery {
+    /// The batch's [`PendingNotification::key`].
+    pub key: String,
+    pub subscription_id: String,
+    pub outcome: DeliveryOutcome,
+}

@@ -14,6 +14,7 @@
 //!   "<t>.<body>" with the subscription's secret>` (see docs/notifications.md).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +26,9 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use super::crypto::Encryptor;
 use super::subscriptions::{split_project, SourceKind};
 use crate::config::Secret;
-use crate::model::{DeliveryOutcome, NotifiedMessage, PendingNotification, Subscription};
+use crate::model::{
+    DeliveryOutcome, FinishedDelivery, NotifiedMessage, PendingNotification, Subscription,
+};
 use crate::storage::DataStore;
 
 /// How long a leased batch is reserved for this node (renewed while it is being delivered).
@@ -35,6 +38,12 @@ const POLL: Duration = Duration::from_secs(1);
 /// Shortest time between two reads of the outbox after wake-ups: every post wakes the worker,
 /// and this coalesces a burst of posts into one read.
 const MIN_WAKE_GAP: Duration = Duration::from_millis(2);
+/// The most finished deliveries recorded by one store call.
+const FINISH_BATCH: usize = 1024;
+/// Deliveries (subscriber x batch) held in memory at most; past it the worker stops leasing
+/// and the backlog waits in the store, so a burst of posts cannot grow memory without bound,
+/// and leasing never rescans a long run of batches already being delivered.
+const MAX_IN_FLIGHT: usize = 10_000;
 
 /// How e-mail leaves this server (`[notification] smtp_mode`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -262,6 +271,11 @@ pub struct Notifier {
     permits: Arc<Semaphore>,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// Set when leasing stopped at [`MAX_IN_FLIGHT`].
+    throttled: AtomicBool,
+    /// Deliveries done, on their way to [`Notifier::finish_loop`].
+    finished_tx: mpsc::UnboundedSender<FinishedDelivery>,
+    finished_rx: Mutex<Option<mpsc::UnboundedReceiver<FinishedDelivery>>>,
     local: Mutex<HashMap<String, LocalConnection>>,
     /// `http://host:port/` of this node's notification listener, once it listens.
     listener_base: Mutex<Option<String>>,
@@ -300,6 +314,7 @@ impl Notifier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client");
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         Notifier {
             store,
             encryptor,
@@ -310,6 +325,9 @@ impl Notifier {
             wake,
             queues: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
+            throttled: AtomicBool::new(false),
+            finished_tx,
+            finished_rx: Mutex::new(Some(finished_rx)),
             local: Mutex::new(HashMap::new()),
             listener_base: Mutex::new(None),
             recorded_pauses: Mutex::new(None),
@@ -347,6 +365,10 @@ impl Notifier {
 
     /// Starts the delivery loop (one per process).
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        if let Some(rx) = self.finished_rx.lock().unwrap().take() {
+            let me = self.clone();
+            tokio::spawn(async move { me.finish_loop(rx).await });
+        }
         let me = self.clone();
         tokio::spawn(async move { me.run().await })
     }
@@ -371,6 +393,11 @@ impl Notifier {
                 let Some(subs) = self.store.subscriptions() else {
                     return;
                 };
+                if self.in_flight.lock().unwrap().len() >= MAX_IN_FLIGHT {
+                    // The finisher wakes this loop once deliveries drain.
+                    self.throttled.store(true, Ordering::Release);
+                    break;
+                }
                 match subs.lease_notifications(64, LEASE_MS).await {
                     Ok(batch) if batch.is_empty() => break,
                     Ok(batch) => {
@@ -457,18 +484,44 @@ impl Notifier {
                 }
             };
             let outcome = self.deliver_job(&job).await;
+            // Recorded by the finisher, together with whatever else finished meanwhile; this
+            // subscriber goes on with its next batch at once.
+            let _ = self.finished_tx.send(FinishedDelivery {
+                key: job.key,
+                subscription_id: job.sub.id,
+                outcome,
+            });
+        }
+    }
+
+    /// Records finished deliveries in the store: everything that finished while the previous
+    /// write was under way goes in one call, so the cost of recording is per write, not per
+    /// subscriber (a post to a source with 100 subscribers finishes 100 deliveries).
+    async fn finish_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<FinishedDelivery>) {
+        let mut buf = Vec::with_capacity(FINISH_BATCH);
+        while rx.recv_many(&mut buf, FINISH_BATCH).await > 0 {
+            let done = std::mem::take(&mut buf);
+            let keys: Vec<(String, String)> = done
+                .iter()
+                .map(|d| (d.key.clone(), d.subscription_id.clone()))
+                .collect();
             if let Some(subs) = self.store.subscriptions() {
-                if let Err(e) = subs
-                    .finish_notification(&job.key, &job.sub.id, outcome)
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot record a notification delivery");
+                if let Err(e) = subs.finish_notifications(done).await {
+                    // The batches stay pending and are delivered again once their lease
+                    // lapses (at least once).
+                    tracing::warn!(error = %e, "cannot record notification deliveries");
                 }
             }
-            self.in_flight
-                .lock()
-                .unwrap()
-                .remove(&(job.key.clone(), job.sub.id.clone()));
+            let room = {
+                let mut in_flight = self.in_flight.lock().unwrap();
+                for k in &keys {
+                    in_flight.remove(k);
+                }
+                in_flight.len() < MAX_IN_FLIGHT / 2
+            };
+            if room && self.throttled.swap(false, Ordering::AcqRel) {
+                self.wake.notify_one();
+            }
         }
     }
 

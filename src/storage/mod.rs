@@ -57,9 +57,9 @@ use async_trait::async_trait;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::model::{
-    Claim, ClaimParams, DeliveryOutcome, ListQuery, Message, Metadata, NewMessage, NewSubscription,
-    PendingNotification, QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
-    Subscription, SubscriptionCreated, SubscriptionUpdate,
+    Claim, ClaimParams, DeliveryOutcome, FinishedDelivery, ListQuery, Message, Metadata,
+    NewMessage, NewSubscription, PendingNotification, QueueFilter, QueueInfo, QueueRef, QueueStats,
+    RedriveOutcome, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
 
 #[async_trait]
@@ -252,14 +252,13 @@ pub trait SubscriptionStore: Send + Sync {
     /// Extends the lease of a batch still being delivered.
     async fn renew_notification_lease(&self, key: &str, lease_ms: i64) -> Result<()>;
 
-    /// Records that one subscriber is done with a batch (counters and last error on the
-    /// subscription); the batch disappears when no subscriber is pending.
-    async fn finish_notification(
-        &self,
-        key: &str,
-        subscription_id: &str,
-        outcome: DeliveryOutcome,
-    ) -> Result<()>;
+    /// Records that subscribers are done with batches: counters and last error on each
+    /// subscription (of several failures of one subscriber, the newest batch's error is kept),
+    /// and a batch disappears when no subscriber is pending. An entry whose subscriber is no
+    /// longer pending for its batch (a replay) changes nothing. Drivers apply a call in as few
+    /// writes as they can (the notifier hands over everything finished since its last call);
+    /// the call need not be atomic as a whole, but no entry is ever applied twice.
+    async fn finish_notifications(&self, done: Vec<FinishedDelivery>) -> Result<()>;
 }
 
 /// A complete data-plane driver.
@@ -299,6 +298,37 @@ pub fn extend_for_claim(
         (ttl, expires)
     }
 }
+
+/// What finished deliveries add to one subscription's counters (drivers sum a
+/// [`SubscriptionStore::finish_notifications`] call per subscription before writing).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeliveryTally {
+    pub delivered: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+impl DeliveryTally {
+    /// Adds an outcome; outcomes are added oldest batch first, so the newest error stays.
+    pub fn add(&mut self, outcome: &DeliveryOutcome) {
+        match outcome {
+            DeliveryOutcome::Delivered => self.delivered += 1,
+            DeliveryOutcome::GaveUp(e) => {
+                self.failed += 1;
+                self.last_error = Some(e.clone());
+            }
+            DeliveryOutcome::Skipped => {}
+        }
+    }
+
+    /// Whether the counters stay as they are.
+    pub fn is_empty(&self) -> bool {
+        self.delivered == 0 && self.failed == 0
+    }
+}
+
+/// Tallies by (project, source, subscription id).
+pub type DeliveryTallies = std::collections::BTreeMap<(String, String, String), DeliveryTally>;
 
 /// Whether a claim id has the shape of an id this service hands out.
 pub fn is_valid_claim_id(id: &str) -> bool {

@@ -1335,9 +1335,7 @@ pub async fn posts_write_durable_notifications(h: &dyn Harness) {
     );
     // Leased: not handed out again until the lease lapses.
     assert!(st.lease_notifications(10, 60_000).await.unwrap().is_empty());
-    st.finish_notification(&b.key, &s1, DeliveryOutcome::GaveUp("boom".into()))
-        .await
-        .unwrap();
+    finish(st, &b.key, &s1, DeliveryOutcome::GaveUp("boom".into())).await;
     clock.advance_secs(61);
     let again = st.lease_notifications(10, 60_000).await.unwrap();
     assert_eq!(again.len(), 1, "lapsed lease");
@@ -1346,13 +1344,9 @@ pub async fn posts_write_durable_notifications(h: &dyn Harness) {
     st.renew_notification_lease(&again[0].key, 60_000)
         .await
         .unwrap();
-    st.finish_notification(&again[0].key, &s2, DeliveryOutcome::Delivered)
-        .await
-        .unwrap();
+    finish(st, &again[0].key, &s2, DeliveryOutcome::Delivered).await;
     // Replays are harmless.
-    st.finish_notification(&again[0].key, &s2, DeliveryOutcome::Delivered)
-        .await
-        .unwrap();
+    finish(st, &again[0].key, &s2, DeliveryOutcome::Delivered).await;
     clock.advance_secs(61);
     assert!(
         st.lease_notifications(10, 60_000).await.unwrap().is_empty(),
@@ -1378,6 +1372,119 @@ pub async fn posts_write_durable_notifications(h: &dyn Harness) {
             .map(|x| x.id.clone())
             .collect::<Vec<_>>(),
         vec![s2]
+    );
+}
+
+/// Records one finished delivery.
+pub async fn finish(
+    st: &dyn zaqar::storage::SubscriptionStore,
+    key: &str,
+    sid: &str,
+    outcome: zaqar::model::DeliveryOutcome,
+) {
+    st.finish_notifications(vec![zaqar::model::FinishedDelivery {
+        key: key.to_string(),
+        subscription_id: sid.to_string(),
+        outcome,
+    }])
+    .await
+    .unwrap();
+}
+
+/// Many finished deliveries recorded in one call (as the notifier does): several batches and
+/// sources, mixed outcomes, a duplicate within the call and a replay afterwards.
+pub async fn finishing_many_deliveries_at_once(h: &dyn Harness) {
+    use zaqar::model::{DeliveryOutcome, FinishedDelivery};
+    let Env { s, clock } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    let mut sids = Vec::new();
+    for i in 0..3 {
+        let c = st
+            .create_subscription("p", "fan", new_sub(&format!("http://{i}"), 600))
+            .await
+            .unwrap();
+        sids.push(created_id(c));
+    }
+    let other = created_id(
+        st.create_subscription("p", "solo", new_sub("http://solo", 600))
+            .await
+            .unwrap(),
+    );
+    for n in 0..3 {
+        s.post_messages(q("p", "fan"), C1, vec![msg(json!(n), 600)])
+            .await
+            .unwrap();
+    }
+    post_n(&s, q("p", "solo"), 1).await;
+    let mut leased = st.lease_notifications(10, 60_000).await.unwrap();
+    assert_eq!(leased.len(), 4);
+    let solo = leased.iter().position(|b| b.source == "solo").unwrap();
+    let solo = leased.remove(solo);
+    // The fan batches in posting order.
+    leased.sort_by_key(|b| b.messages[0].body.get().parse::<i64>().unwrap());
+    let key = |b: usize| leased[b].key.clone();
+    let done = |k: String, sid: &str, outcome| FinishedDelivery {
+        key: k,
+        subscription_id: sid.to_string(),
+        outcome,
+    };
+    let (s0, s1, s2) = (&sids[0], &sids[1], &sids[2]);
+    let newer_first = vec![
+        done(key(1), s1, DeliveryOutcome::GaveUp("second".into())),
+        done(key(1), s0, DeliveryOutcome::Delivered),
+        done(key(1), s0, DeliveryOutcome::Delivered),
+        done(solo.key.clone(), &other, DeliveryOutcome::Delivered),
+        done(key(0), s0, DeliveryOutcome::Delivered),
+        done(key(0), s1, DeliveryOutcome::GaveUp("first".into())),
+        done(key(0), s2, DeliveryOutcome::Skipped),
+    ];
+    st.finish_notifications(newer_first).await.unwrap();
+    // Replays change nothing.
+    st.finish_notifications(vec![
+        done(key(0), s0, DeliveryOutcome::Delivered),
+        done(key(0), s1, DeliveryOutcome::GaveUp("replayed".into())),
+    ])
+    .await
+    .unwrap();
+    st.finish_notifications(Vec::new()).await.unwrap();
+    let solo_id = other.as_str();
+    let get = |id: String| async move {
+        let src = if id == solo_id { "solo" } else { "fan" };
+        let sub = st.get_subscription("p", src, &id).await.unwrap().unwrap();
+        (sub.delivered, sub.failed, sub.last_error)
+    };
+    assert_eq!(
+        get(s0.clone()).await,
+        (2, 0, None),
+        "the duplicate counted once"
+    );
+    assert_eq!(
+        get(s1.clone()).await,
+        (0, 2, Some("second".to_string())),
+        "the newest batch's error"
+    );
+    assert_eq!(get(s2.clone()).await, (0, 0, None), "skipped");
+    assert_eq!(get(other.clone()).await, (1, 0, None));
+    // Once the leases lapse: batch 0 and the solo batch are gone; batch 1 still owes s2,
+    // batch 2 owes everyone.
+    clock.advance_secs(61);
+    let mut again = st.lease_notifications(10, 60_000).await.unwrap();
+    again.sort_by_key(|b| b.messages[0].body.get().parse::<i64>().unwrap());
+    let pending: Vec<(String, Vec<String>)> = again
+        .iter()
+        .map(|b| {
+            (
+                b.messages[0].body.get().to_string(),
+                b.subscribers.iter().map(|x| x.id.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pending,
+        vec![
+            ("1".to_string(), vec![s2.clone()]),
+            ("2".to_string(), sids.clone()),
+        ]
     );
 }
 
@@ -1435,9 +1542,7 @@ pub async fn concurrent_leasers_never_share_a_batch(h: &dyn Harness) {
     let mut keys: Vec<String> = keys.into_iter().collect();
     keys.sort();
     for k in &keys[..30] {
-        st.finish_notification(k, &sid, zaqar::model::DeliveryOutcome::Delivered)
-            .await
-            .unwrap();
+        finish(st, k, &sid, zaqar::model::DeliveryOutcome::Delivered).await;
     }
     clock.advance_secs(61);
     let again = st.lease_notifications(100, 60_000).await.unwrap();
@@ -1692,7 +1797,7 @@ macro_rules! conformance_tests {
             dead_letter_keeps_remaining_life_without_ttl, redrive_returns_messages_to_their_source,
             subscriptions_crud_and_uniqueness, posts_write_durable_notifications,
             concurrent_leasers_never_share_a_batch, each_post_writes_one_batch_with_its_messages,
-            expired_subscriptions_are_invisible,
+            expired_subscriptions_are_invisible, finishing_many_deliveries_at_once,
             queue_deletion_keeps_subscriptions_and_pending_batches);
     };
     (@cases $h:expr; $($case:ident),* $(,)?) => {

@@ -4,6 +4,7 @@
 //! queue's messages, so `post_messages` reads them and writes the pending batch in its own
 //! transaction. Batches are numbered per shard and leased in order.
 
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
@@ -17,10 +18,10 @@ use super::{se, successor, EmbeddedStore};
 use crate::clock::{secs, Millis};
 use crate::error::{Error, Result};
 use crate::model::{
-    DeliveryOutcome, Metadata, NewSubscription, NotifiedMessage, PendingNotification, QueueRef,
-    Subscription, SubscriptionCreated, SubscriptionUpdate,
+    DeliveryOutcome, FinishedDelivery, Metadata, NewSubscription, NotifiedMessage,
+    PendingNotification, QueueRef, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::storage::SubscriptionStore;
+use crate::storage::{DeliveryTallies, SubscriptionStore};
 
 /// The key of the per-shard batch counter in `counters` (no project id is empty).
 const NOTIFY_SEQ: (&str, &str) = ("", "notifications");
@@ -488,55 +489,81 @@ impl SubscriptionStore for EmbeddedStore {
             .await
     }
 
-    async fn finish_notification(
-        &self,
-        key: &str,
-        subscription_id: &str,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
-        let (i, seq) = parse_key(key).ok_or_else(|| Error::invalid("bad notification key"))?;
-        let sid = subscription_id.to_string();
-        self.shards
-            .get(i)
-            .ok_or_else(|| Error::invalid("bad notification key"))?
-            .write(move |txn| {
-                let mut notify = txn.open_table(NOTIFY).map_err(se)?;
-                let rec: Option<NotifyRecord> = match notify.get(seq).map_err(se)? {
-                    Some(g) => Some(decode(g.value())?),
-                    None => None,
-                };
-                let Some(mut r) = rec else { return Ok(()) };
-                let before = r.pending.len();
-                r.pending.retain(|p| *p != sid);
-                if r.pending.len() == before {
-                    return Ok(()); // already finished (a replay)
-                }
-                if r.pending.is_empty() {
-                    notify.remove(seq).map_err(se)?;
-                } else {
-                    notify.insert(seq, encode(&r)?.as_slice()).map_err(se)?;
-                }
-                let mut subs = txn.open_table(SUBS).map_err(se)?;
-                let key = (r.project.as_str(), r.source.as_str(), sid.as_str());
-                let sub: Option<SubRecord> = match subs.get(key).map_err(se)? {
-                    Some(g) => Some(decode(g.value())?),
-                    None => None,
-                };
-                if let Some(mut s) = sub {
-                    match outcome {
-                        DeliveryOutcome::Delivered => s.delivered += 1,
-                        DeliveryOutcome::GaveUp(e) => {
-                            s.failed += 1;
-                            s.last_error = Some(e);
-                        }
-                        DeliveryOutcome::Skipped => return Ok(()),
-                    }
-                    subs.insert(key, encode(&s)?.as_slice()).map_err(se)?;
-                }
-                Ok(())
-            })
-            .await
+    async fn finish_notifications(&self, done: Vec<FinishedDelivery>) -> Result<()> {
+        // One write per shard, whatever the number of entries.
+        let mut per_shard: HashMap<usize, Vec<(u64, String, DeliveryOutcome)>> = HashMap::new();
+        for d in done {
+            let (i, seq) = parse_key(&d.key)
+                .filter(|(i, _)| *i < self.shards.len())
+                .ok_or_else(|| Error::invalid("bad notification key"))?;
+            per_shard
+                .entry(i)
+                .or_default()
+                .push((seq, d.subscription_id, d.outcome));
+        }
+        let writes = per_shard
+            .into_iter()
+            .map(|(i, entries)| self.shards[i].write(move |txn| finish_in_shard(txn, entries)));
+        futures_util::future::try_join_all(writes).await?;
+        Ok(())
     }
+}
+
+/// Applies finished deliveries of one shard inside `txn`: each batch record and each
+/// subscription record is read and written once, however many entries name it.
+fn finish_in_shard(
+    txn: &WriteTransaction,
+    entries: Vec<(u64, String, DeliveryOutcome)>,
+) -> Result<()> {
+    let mut by_batch: BTreeMap<u64, Vec<(String, DeliveryOutcome)>> = BTreeMap::new();
+    for (seq, sid, outcome) in entries {
+        by_batch.entry(seq).or_default().push((sid, outcome));
+    }
+    let mut counters = DeliveryTallies::new();
+    let mut notify = txn.open_table(NOTIFY).map_err(se)?;
+    for (seq, finished) in by_batch {
+        let rec: Option<NotifyRecord> = match notify.get(seq).map_err(se)? {
+            Some(g) => Some(decode(g.value())?),
+            None => None,
+        };
+        let Some(mut r) = rec else { continue };
+        let before = r.pending.len();
+        for (sid, outcome) in finished {
+            let Some(at) = r.pending.iter().position(|p| *p == sid) else {
+                continue; // already finished (a replay)
+            };
+            r.pending.remove(at);
+            counters
+                .entry((r.project.clone(), r.source.clone(), sid))
+                .or_default()
+                .add(&outcome);
+        }
+        if r.pending.is_empty() {
+            notify.remove(seq).map_err(se)?;
+        } else if r.pending.len() != before {
+            notify.insert(seq, encode(&r)?.as_slice()).map_err(se)?;
+        }
+    }
+    let mut subs = txn.open_table(SUBS).map_err(se)?;
+    for ((project, source, sid), tally) in counters {
+        if tally.is_empty() {
+            continue;
+        }
+        let key = (project.as_str(), source.as_str(), sid.as_str());
+        let sub: Option<SubRecord> = match subs.get(key).map_err(se)? {
+            Some(g) => Some(decode(g.value())?),
+            None => None,
+        };
+        if let Some(mut s) = sub {
+            s.delivered += tally.delivered;
+            s.failed += tally.failed;
+            if tally.last_error.is_some() {
+                s.last_error = tally.last_error;
+            }
+            subs.insert(key, encode(&s)?.as_slice()).map_err(se)?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes expired subscriptions of one shard inside `txn`; returns how many.

@@ -29,9 +29,9 @@ use crate::clock::SharedClock;
 use crate::config::{Config, EmbeddedStoreConfig, PostgresStoreConfig, RedisStoreConfig};
 use crate::error::{Error, Result};
 use crate::model::{
-    Claim, ClaimParams, DeliveryOutcome, ListQuery, Message, Metadata, NewMessage, NewSubscription,
-    PendingNotification, QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
-    Subscription, SubscriptionCreated, SubscriptionUpdate,
+    Claim, ClaimParams, FinishedDelivery, ListQuery, Message, Metadata, NewMessage,
+    NewSubscription, PendingNotification, QueueFilter, QueueInfo, QueueRef, QueueStats,
+    RedriveOutcome, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
 use crate::service::waiters::Hub;
 use crate::storage::{ClaimStore, DataStore, MessageStore, QueueStore, SubscriptionStore};
@@ -966,17 +966,29 @@ impl SubscriptionStore for PooledStore {
         subs_of(&d)?.renew_notification_lease(key, lease_ms).await
     }
 
-    async fn finish_notification(
-        &self,
-        key: &str,
-        subscription_id: &str,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
-        let (pool, key) = split_key(key)?;
-        let d = self.driver(pool).await?;
-        subs_of(&d)?
-            .finish_notification(key, subscription_id, outcome)
-            .await
+    async fn finish_notifications(&self, done: Vec<FinishedDelivery>) -> Result<()> {
+        let mut per_pool: HashMap<String, Vec<FinishedDelivery>> = HashMap::new();
+        for mut d in done {
+            let (pool, key) = split_key(&d.key)?;
+            let pool = pool.to_string();
+            d.key = key.to_string();
+            per_pool.entry(pool).or_default().push(d);
+        }
+        // Every pool is tried even when one fails; the first error is reported.
+        let mut first_err = None;
+        for (pool, entries) in per_pool {
+            let r = match self.driver(&pool).await {
+                Ok(d) => match subs_of(&d) {
+                    Ok(s) => s.finish_notifications(entries).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 }
 

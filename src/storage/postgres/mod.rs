@@ -82,6 +82,13 @@ const FAILED: &str =
 
 /// Maps a database failure to the service's error: 503 with a description that names the
 /// kind of failure but never the server's address, credentials or the data involved.
+/// Whether PostgreSQL rolled the transaction back for a conflict with a concurrent one
+/// (serialization failure or deadlock); trying again may succeed.
+pub(crate) fn is_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d)
+        if matches!(d.code().as_deref(), Some("40001") | Some("40P01")))
+}
+
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     use sqlx::Error as E;
     match &e {

@@ -6,18 +6,21 @@
 //! sets their lease in the same statement: two workers (on any nodes) never lease one batch at
 //! once. A batch's key is its row id.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
+use sqlx::Row;
 
-use super::{corrupt, db_err, get, message_id, rollback, PostgresStore, Shared};
+use super::{corrupt, db_err, get, is_conflict, message_id, rollback, PostgresStore, Shared};
 use crate::clock::secs;
 use crate::error::{Error, Result};
 use crate::model::{
-    DeliveryOutcome, Metadata, NewSubscription, NotifiedMessage, PendingNotification, Subscription,
-    SubscriptionCreated, SubscriptionUpdate,
+    DeliveryOutcome, FinishedDelivery, Metadata, NewSubscription, NotifiedMessage,
+    PendingNotification, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::storage::SubscriptionStore;
+use crate::storage::{DeliveryTallies, SubscriptionStore};
 
 const CONFLICT: &str =
     "Such subscription already exists. Subscriptions are unique by project + queue + subscriber URI.";
@@ -447,66 +450,112 @@ impl Shared {
         Ok(())
     }
 
-    async fn finish_notification(
+    async fn finish_notifications(&self, done: &[FinishedDelivery]) -> Result<()> {
+        let mut by_batch: BTreeMap<i64, Vec<(&str, &DeliveryOutcome)>> = BTreeMap::new();
+        for d in done {
+            by_batch
+                .entry(parse_key(&d.key)?)
+                .or_default()
+                .push((&d.subscription_id, &d.outcome));
+        }
+        if by_batch.is_empty() {
+            return Ok(());
+        }
+        // Two nodes finishing deliveries of one subscription may deadlock on its row; the
+        // loser is rolled back whole and tries again.
+        let mut attempt = 0;
+        loop {
+            match self.try_finish_notifications(&by_batch).await {
+                Err(e) if attempt < 3 && is_conflict(&e) => attempt += 1,
+                r => return r.map_err(db_err),
+            }
+        }
+    }
+
+    /// One transaction: lock the batches (in id order), drop the subscribers that were still
+    /// pending, delete emptied batches, then add up the counters of each subscription.
+    async fn try_finish_notifications(
         &self,
-        key: &str,
-        subscription_id: &str,
-        outcome: &DeliveryOutcome,
-    ) -> Result<()> {
-        let id = parse_key(key)?;
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "UPDATE notifications SET pending = array_remove(pending, $2)
-             WHERE id = $1 AND $2 = ANY(pending)
-             RETURNING project, source, cardinality(pending) AS left",
+        by_batch: &BTreeMap<i64, Vec<(&str, &DeliveryOutcome)>>,
+    ) -> std::result::Result<(), sqlx::Error> {
+        let ids: Vec<i64> = by_batch.keys().copied().collect();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, project, source, pending FROM notifications
+             WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         )
-        .bind(id)
-        .bind(subscription_id)
-        .fetch_optional(&mut *tx)
-        .await;
-        let row = match row {
-            Ok(Some(r)) => r,
-            // Unknown batch or already finished for this subscriber (a replay).
-            Ok(None) => return tx.commit().await.map_err(db_err),
-            Err(e) => return rollback(tx, db_err(e)).await,
-        };
-        let project: String = get(&row, "project")?;
-        let source: String = get(&row, "source")?;
-        let left: i32 = get(&row, "left")?;
-        if left == 0 {
-            let r = sqlx::query("DELETE FROM notifications WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await;
-            if let Err(e) = r {
-                return rollback(tx, db_err(e)).await;
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (mut gone_ids, mut gone_sids) = (Vec::new(), Vec::new());
+        let mut tallies = DeliveryTallies::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let project: String = row.try_get("project")?;
+            let source: String = row.try_get("source")?;
+            let mut pending: Vec<String> = row.try_get("pending")?;
+            for (sid, outcome) in by_batch.get(&id).into_iter().flatten() {
+                let Some(at) = pending.iter().position(|p| p == sid) else {
+                    continue; // already finished (a replay)
+                };
+                pending.remove(at);
+                gone_ids.push(id);
+                gone_sids.push(sid.to_string());
+                tallies
+                    .entry((project.clone(), source.clone(), sid.to_string()))
+                    .or_default()
+                    .add(outcome);
             }
         }
-        let counters = match outcome {
-            DeliveryOutcome::Delivered => Some((1i64, 0i64, None)),
-            DeliveryOutcome::GaveUp(e) => Some((0, 1, Some(e.as_str()))),
-            DeliveryOutcome::Skipped => None,
-        };
-        if let Some((d, f, err)) = counters {
-            let r = sqlx::query(
-                "UPDATE subscriptions
-                 SET delivered = delivered + $4, failed = failed + $5,
-                     last_error = coalesce($6, last_error)
-                 WHERE project = $1 AND source = $2 AND id = $3",
-            )
-            .bind(&project)
-            .bind(&source)
-            .bind(subscription_id)
-            .bind(d)
-            .bind(f)
-            .bind(err)
+        if gone_ids.is_empty() {
+            return tx.commit().await;
+        }
+        sqlx::query(
+            "WITH d(id, sid) AS (SELECT * FROM unnest($1::bigint[], $2::text[])),
+                  g AS (SELECT id, array_agg(sid) AS sids FROM d GROUP BY id)
+             UPDATE notifications n
+             SET pending = ARRAY(SELECT p FROM unnest(n.pending) WITH ORDINALITY AS x(p, o)
+                                 WHERE NOT (p = ANY(g.sids)) ORDER BY o)
+             FROM g WHERE n.id = g.id",
+        )
+        .bind(&gone_ids)
+        .bind(&gone_sids)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM notifications WHERE id = ANY($1) AND cardinality(pending) = 0")
+            .bind(&ids)
             .execute(&mut *tx)
-            .await;
-            if let Err(e) = r {
-                return rollback(tx, db_err(e)).await;
+            .await?;
+        tallies.retain(|_, t| !t.is_empty());
+        if !tallies.is_empty() {
+            let (mut projects, mut sources, mut sids) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut delivered, mut failed, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+            for ((project, source, sid), t) in tallies {
+                projects.push(project);
+                sources.push(source);
+                sids.push(sid);
+                delivered.push(t.delivered as i64);
+                failed.push(t.failed as i64);
+                errors.push(t.last_error);
             }
+            sqlx::query(
+                "UPDATE subscriptions s
+                 SET delivered = s.delivered + u.d, failed = s.failed + u.f,
+                     last_error = coalesce(u.e, s.last_error)
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                             $6::text[]) AS u(project, source, id, d, f, e)
+                 WHERE s.project = u.project AND s.source = u.source AND s.id = u.id",
+            )
+            .bind(&projects)
+            .bind(&sources)
+            .bind(&sids)
+            .bind(&delivered)
+            .bind(&failed)
+            .bind(&errors)
+            .execute(&mut *tx)
+            .await?;
         }
-        tx.commit().await.map_err(db_err)
+        tx.commit().await
     }
 }
 
@@ -592,14 +641,8 @@ impl SubscriptionStore for PostgresStore {
         s.timed(s.renew_notification_lease(key, lease_ms)).await
     }
 
-    async fn finish_notification(
-        &self,
-        key: &str,
-        subscription_id: &str,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
+    async fn finish_notifications(&self, done: Vec<FinishedDelivery>) -> Result<()> {
         let s = &self.shared;
-        s.timed(s.finish_notification(key, subscription_id, &outcome))
-            .await
+        s.timed(s.finish_notifications(&done)).await
     }
 }

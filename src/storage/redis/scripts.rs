@@ -441,39 +441,73 @@ end
 return 0
 "#;
 
-/// ARGV: seq, subscription id, outcome (0 delivered, 1 gave up, 2 skipped), error text.
-/// Returns 1 when the subscriber was pending (0: a replay or an unknown batch).
+/// ARGV: groups of four (seq, subscription id, outcome: 0 delivered, 1 gave up, 2 skipped,
+/// error text), all of this queue. Of several failures of one subscriber, the newest batch's
+/// error is kept. Each batch state and each subscription record is read and
+/// written once. Entries whose subscriber is no longer pending (replays) change nothing.
+/// Returns how many entries were applied.
 const NOTIFY_FINISH: &str = r#"
-local seq = ARGV[1]
-local sid = ARGV[2]
-local sraw = redis.call('HGET', K.nbs, seq)
-if not sraw then return 0 end
-local st = decode(sraw)
-local pending, found = {}, false
-for _, id in ipairs(st[1] or {}) do
-  if id == sid then found = true else pending[#pending + 1] = id end
+local states, order, changed = {}, {}, {}
+local counts, corder = {}, {}
+local applied = 0
+for i = 1, #ARGV, 4 do
+  local seq, sid, code = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local st = states[seq]
+  if st == nil then
+    local sraw = redis.call('HGET', K.nbs, seq)
+    if sraw then st = decode(sraw) else st = false end
+    states[seq] = st
+    order[#order + 1] = seq
+  end
+  if st then
+    local pending, found = {}, false
+    for _, id in ipairs(st[1] or {}) do
+      if id == sid and not found then found = true else pending[#pending + 1] = id end
+    end
+    if found then
+      applied = applied + 1
+      st[1] = pending
+      changed[seq] = true
+      if code ~= '2' then
+        local c = counts[sid]
+        if c == nil then
+          c = {0, 0, false, false}
+          counts[sid] = c
+          corder[#corder + 1] = sid
+        end
+        if code == '0' then
+          c[1] = c[1] + 1
+        else
+          c[2] = c[2] + 1
+          local n = tonumber(seq)
+          if not c[4] or n >= c[4] then c[3] = ARGV[i + 3]; c[4] = n end
+        end
+      end
+    end
+  end
 end
-if not found then return 0 end
-if #pending == 0 then
-  drop_batch(seq)
-else
-  st[1] = pending
-  redis.call('HSET', K.nbs, seq, encode(st))
+for _, seq in ipairs(order) do
+  local st = states[seq]
+  if changed[seq] then
+    if #st[1] == 0 then
+      drop_batch(seq)
+    else
+      redis.call('HSET', K.nbs, seq, encode(st))
+    end
+  end
 end
-if ARGV[3] ~= '2' then
+for _, sid in ipairs(corder) do
   local raw = redis.call('HGET', K.subs, sid)
   if raw then
     local r = decode(raw)
-    if ARGV[3] == '0' then
-      r[8] = r[8] + 1
-    else
-      r[9] = r[9] + 1
-      r[10] = ARGV[4]
-    end
+    local c = counts[sid]
+    r[8] = r[8] + c[1]
+    r[9] = r[9] + c[2]
+    if c[3] then r[10] = c[3] end
     redis.call('HSET', K.subs, sid, encode(r))
   end
 end
-return 1
+return applied
 "#;
 
 /// On a global index (KEYS[1], a sorted set): removes member ARGV[1] if its score is at most

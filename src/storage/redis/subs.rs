@@ -19,6 +19,8 @@
 //! A batch is leased by one script (lease expiry per batch), so two workers never hold it at
 //! once. Its key is `<tag>#<seq>`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use redis::Value;
 
@@ -26,8 +28,8 @@ use super::{array, bad_reply, field, int, keys, to_messages, RedisStore};
 use crate::clock::{secs, Millis};
 use crate::error::{Error, Result};
 use crate::model::{
-    DeliveryOutcome, Metadata, NewSubscription, NotifiedMessage, PendingNotification, QueueRef,
-    Subscription, SubscriptionCreated, SubscriptionUpdate,
+    DeliveryOutcome, FinishedDelivery, Metadata, NewSubscription, NotifiedMessage,
+    PendingNotification, QueueRef, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
 use crate::storage::SubscriptionStore;
 
@@ -38,6 +40,8 @@ const INDEX_GRACE_MS: i64 = 3_600_000;
 const LEASE_SCAN: usize = 256;
 /// Sources read from `npend` per round trip of the lease scan.
 const PENDING_PAGE: isize = 200;
+/// The most finished deliveries applied by one script call.
+const FINISH_CHUNK: usize = 256;
 
 /// subscriber, ttl, created, expires, options JSON, confirmed (0/1), secret, delivered,
 /// failed, last error ('' none). Written by the driver on create, rewritten by the scripts.
@@ -404,21 +408,28 @@ impl SubscriptionStore for RedisStore {
         Ok(())
     }
 
-    async fn finish_notification(
-        &self,
-        key: &str,
-        subscription_id: &str,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
-        let (tag, seq) = parse_key(key)?;
-        let (code, err) = match &outcome {
-            DeliveryOutcome::Delivered => ("0", ""),
-            DeliveryOutcome::GaveUp(e) => ("1", e.as_str()),
-            DeliveryOutcome::Skipped => ("2", ""),
-        };
-        let mut inv = self.scripts.notify_finish.key(self.keys.queue_of_tag(tag));
-        inv.arg(seq).arg(subscription_id).arg(code).arg(err);
-        self.eval::<i64>(&inv).await?;
+    async fn finish_notifications(&self, done: Vec<FinishedDelivery>) -> Result<()> {
+        // One script per queue (a queue's keys share a hash slot), in chunks.
+        let mut per_queue: HashMap<String, Vec<FinishedDelivery>> = HashMap::new();
+        for d in done {
+            let (tag, _) = parse_key(&d.key)?;
+            per_queue.entry(tag.to_string()).or_default().push(d);
+        }
+        for (tag, entries) in per_queue {
+            for chunk in entries.chunks(FINISH_CHUNK) {
+                let mut inv = self.scripts.notify_finish.key(self.keys.queue_of_tag(&tag));
+                for d in chunk {
+                    let (_, seq) = parse_key(&d.key)?;
+                    let (code, err) = match &d.outcome {
+                        DeliveryOutcome::Delivered => ("0", ""),
+                        DeliveryOutcome::GaveUp(e) => ("1", e.as_str()),
+                        DeliveryOutcome::Skipped => ("2", ""),
+                    };
+                    inv.arg(seq).arg(&d.subscription_id).arg(code).arg(err);
+                }
+                self.eval::<i64>(&inv).await?;
+            }
+        }
         Ok(())
     }
 }

@@ -380,7 +380,6 @@ async fn limits_changed_through_another_node_apply_within_the_cache_time() {
     let s = pooled().await;
     let r = s.req(Method::PUT, "/v2/queues/one").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    use zaqar::storage::pooling::ManagementStore;
     // What another node writes to the shared management store.
     let mgmt = s.service.pools().unwrap().management().clone();
     let entry = zaqar::storage::pooling::ProjectQuota {

@@ -67,7 +67,8 @@ fn quotas(
     .map_err(Error::Invalid)?
     .with_bytes_cache(q.bytes_cache_seconds as i64 * 1000);
     if let Some(p) = pools {
-        quotas = quotas.with_management(p.management().clone(), q.limits_cache_seconds as i64 * 1000);
+        quotas =
+            quotas.with_management(p.management().clone(), q.limits_cache_seconds as i64 * 1000);
     }
     Ok(quotas)
 }

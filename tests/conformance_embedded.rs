@@ -127,7 +127,11 @@ async fn sweep_reclaims_expired_messages_and_claims() {
     assert_eq!(s.project_bytes("p").await.unwrap(), 2);
     assert_eq!(s.collect_garbage().await.unwrap(), 1);
     assert_eq!(s.stored_message_records().unwrap(), 2);
-    assert_eq!(s.project_bytes("p").await.unwrap(), 2, "swept once, counted once");
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        2,
+        "swept once, counted once"
+    );
     clock.advance_secs(60);
     assert_eq!(s.collect_garbage().await.unwrap(), 1, "the expired claim");
     assert!(s.get_claim(qa, &c.id).await.unwrap().is_none());
@@ -247,7 +251,11 @@ async fn byte_accounting_survives_reopen_and_covers_older_stores() {
     assert_eq!(s.project_bytes("p").await.unwrap(), 34, "counted at open");
     assert_eq!(s.project_bytes("other").await.unwrap(), 17);
     clock.advance_secs(60);
-    assert_eq!(s.project_bytes("p").await.unwrap(), 10, "expiry is accounted too");
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        10,
+        "expiry is accounted too"
+    );
     s.delete_queue(q("p", "a")).await.unwrap();
     assert_eq!(s.project_bytes("p").await.unwrap(), 5);
     s.shutdown().await;

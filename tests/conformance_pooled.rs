@@ -435,13 +435,22 @@ async fn management_contract(m: Arc<dyn ManagementStore>) {
     m.put_quota("proj", &replaced).await.unwrap();
     assert_eq!(m.get_quota("proj").await.unwrap(), Some(replaced));
     let projects = |v: Vec<(String, ProjectQuota)>| v.into_iter().map(|x| x.0).collect::<Vec<_>>();
-    assert_eq!(projects(m.list_quotas(None, 10).await.unwrap()), ["a b", "proj"]);
+    assert_eq!(
+        projects(m.list_quotas(None, 10).await.unwrap()),
+        ["a b", "proj"]
+    );
     assert_eq!(projects(m.list_quotas(None, 1).await.unwrap()), ["a b"]);
-    assert_eq!(projects(m.list_quotas(Some("a b"), 10).await.unwrap()), ["proj"]);
+    assert_eq!(
+        projects(m.list_quotas(Some("a b"), 10).await.unwrap()),
+        ["proj"]
+    );
     m.delete_quota("proj").await.unwrap();
     m.delete_quota("proj").await.unwrap();
     assert_eq!(m.get_quota("proj").await.unwrap(), None);
-    assert_eq!(m.get_quota("a b").await.unwrap(), Some(ProjectQuota::default()));
+    assert_eq!(
+        m.get_quota("a b").await.unwrap(),
+        Some(ProjectQuota::default())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

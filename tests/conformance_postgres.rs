@@ -89,7 +89,11 @@ async fn sweep_reclaims_expired_messages_and_claims() {
     assert_eq!(s.project_bytes("p").await.unwrap(), 2);
     assert_eq!(s.collect_garbage().await.unwrap(), 1);
     assert_eq!(s.stored_message_records().await.unwrap(), 2);
-    assert_eq!(s.project_bytes("p").await.unwrap(), 2, "swept once, counted once");
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        2,
+        "swept once, counted once"
+    );
     clock.advance_secs(60);
     assert_eq!(s.collect_garbage().await.unwrap(), 1, "the expired claim");
     assert!(s.get_claim(qa, &c.id).await.unwrap().is_none());
@@ -566,15 +570,26 @@ async fn byte_counters_cover_existing_rows_and_concurrent_writers() {
         sqlx::query(&stmt).execute(&mut c).await.unwrap();
     }
     let s = h.open_same(&s, &clock).await;
-    assert_eq!(s.project_bytes("p").await.unwrap(), 24, "counted by the migration");
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        24,
+        "counted by the migration"
+    );
     // Two nodes writing to one queue at once.
     let t = h.open_same(&s, &clock).await;
     let mut tasks = Vec::new();
-    for (i, node) in [s.clone(), t.clone(), s.clone(), t.clone()].into_iter().enumerate() {
+    for (i, node) in [s.clone(), t.clone(), s.clone(), t.clone()]
+        .into_iter()
+        .enumerate()
+    {
         tasks.push(tokio::spawn(async move {
             for _ in 0..20 {
                 let ids = node
-                    .post_messages(q("p", "a"), C1, vec![msg(json!(i), 600), msg(json!(i), 600)])
+                    .post_messages(
+                        q("p", "a"),
+                        C1,
+                        vec![msg(json!(i), 600), msg(json!(i), 600)],
+                    )
                     .await
                     .unwrap();
                 node.delete_messages(q("p", "a"), &ids[..1], None)

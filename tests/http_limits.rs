@@ -363,7 +363,10 @@ async fn admins_set_read_and_remove_project_limits() {
         .send()
         .await
         .unwrap();
-    assert_eq!(common::json_of(r).await["quotas"][0]["project"], "test-project");
+    assert_eq!(
+        common::json_of(r).await["quotas"][0]["project"],
+        "test-project"
+    );
     // Removed: back to [quotas].
     let r = as_admin(&s, Method::DELETE, path).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 204);
@@ -371,7 +374,10 @@ async fn admins_set_read_and_remove_project_limits() {
     assert_eq!(r.status().as_u16(), 204, "deleting again is fine");
     let r = s.req(Method::PUT, "/v2/queues/two").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    let r = as_admin(&s, Method::GET, "/v2/quotas").send().await.unwrap();
+    let r = as_admin(&s, Method::GET, "/v2/quotas")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(common::json_of(r).await["quotas"][0]["project"], "slow");
 }
 
@@ -417,11 +423,31 @@ async fn quota_routes_are_admin_only_and_validate_their_input() {
         expect_error(r, 403, "Not authorized", None).await;
     }
     for (body, title, why) in [
-        (json!({"max_bytes": -1}), "Invalid API request", "\"max_bytes\" must be an integer"),
-        (json!({"max_queues": 1.5}), "Invalid API request", "\"max_queues\" must be an integer"),
-        (json!({"burst": -2}), "Invalid API request", "\"burst\" must be a number"),
-        (json!({"requests_per_second": "5"}), "Invalid API request", "must be a number"),
-        (json!({"max_byte": 1}), "Invalid API request", "'max_byte' was unexpected"),
+        (
+            json!({"max_bytes": -1}),
+            "Invalid API request",
+            "\"max_bytes\" must be an integer",
+        ),
+        (
+            json!({"max_queues": 1.5}),
+            "Invalid API request",
+            "\"max_queues\" must be an integer",
+        ),
+        (
+            json!({"burst": -2}),
+            "Invalid API request",
+            "\"burst\" must be a number",
+        ),
+        (
+            json!({"requests_per_second": "5"}),
+            "Invalid API request",
+            "must be a number",
+        ),
+        (
+            json!({"max_byte": 1}),
+            "Invalid API request",
+            "'max_byte' was unexpected",
+        ),
         (json!([1]), "Invalid request body", ""),
     ] {
         let r = as_admin(&s, Method::PUT, "/v2/quotas/p")
@@ -449,7 +475,10 @@ async fn quota_routes_are_admin_only_and_validate_their_input() {
         .unwrap();
     expect_error(r, 400, "Invalid API request", Some("Limit")).await;
     // A rejected body changed nothing.
-    let r = as_admin(&s, Method::GET, "/v2/quotas/p").send().await.unwrap();
+    let r = as_admin(&s, Method::GET, "/v2/quotas/p")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(common::json_of(r).await["quota"], json!({}));
 }
 

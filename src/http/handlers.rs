@@ -322,7 +322,12 @@ pub async fn home(State(s): St) -> Response {
         );
         add(
             "quotas",
-            rel("/v2/quotas{?limit,marker}", &["limit", "marker"], &["GET"], false),
+            rel(
+                "/v2/quotas{?limit,marker}",
+                &["limit", "marker"],
+                &["GET"],
+                false,
+            ),
         );
         add(
             "quota",

@@ -65,7 +65,10 @@ pub fn quota_json(v: &QuotaView) -> Value {
             quota.insert(k.into(), json!(x));
         }
     }
-    for (k, x) in [("requests_per_second", e.requests_per_second), ("burst", e.burst)] {
+    for (k, x) in [
+        ("requests_per_second", e.requests_per_second),
+        ("burst", e.burst),
+    ] {
         if let Some(x) = x {
             quota.insert(k.into(), rate(x));
         }
@@ -108,11 +111,7 @@ pub async fn get_quota(State(s): St, Path(project): Path<String>) -> Result<Resp
     Ok(json_body(&quota_json(&v)).into_response())
 }
 
-pub async fn put_quota(
-    State(s): St,
-    Path(project): Path<String>,
-    body: Body,
-) -> Result<Response> {
+pub async fn put_quota(State(s): St, Path(project): Path<String>, body: Body) -> Result<Response> {
     let body = super::handlers::small_body_pub(body).await?;
     let v = s.service.put_quota(&project, &body).await?;
     Ok(json_body(&quota_json(&v)).into_response())

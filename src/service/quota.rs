@@ -605,8 +605,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedManagement::open(dir.path()).unwrap();
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(&mut f, br#"{"p": {"max_queues": 5, "max_bytes": 50}}"#)
-            .unwrap();
+        std::io::Write::write_all(&mut f, br#"{"p": {"max_queues": 5, "max_bytes": 50}}"#).unwrap();
         let q = Quotas::new(
             Limits {
                 max_queues: 1,
@@ -649,10 +648,16 @@ mod tests {
         assert!(e.description().contains("stores 100 bytes"), "{e}");
         q.release_bytes("p", 30);
         assert!(q.try_reserve_bytes("p", 100, 30, 20));
-        assert!(!q.try_reserve_bytes("p", 100, 0, 1010), "stale after the cache time");
+        assert!(
+            !q.try_reserve_bytes("p", 100, 0, 1010),
+            "stale after the cache time"
+        );
         let uncached = Quotas::new(Limits::default(), None).unwrap();
         uncached.reserve_bytes("p", 0, 100, 1, 0).unwrap();
-        assert!(!uncached.try_reserve_bytes("p", 100, 1, 0), "0: read every time");
+        assert!(
+            !uncached.try_reserve_bytes("p", 100, 1, 0),
+            "0: read every time"
+        );
     }
 
     #[test]

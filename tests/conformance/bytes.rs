@@ -20,9 +20,13 @@ pub async fn project_bytes_follow_posts_and_removals(h: &dyn Harness) {
         .post_messages(qa, C1, (0..4).map(|_| sized(100, 3600)).collect())
         .await
         .unwrap();
-    s.post_messages(qb, C1, vec![sized(50, 3600), sized(70, 3600), sized(30, 3600)])
-        .await
-        .unwrap();
+    s.post_messages(
+        qb,
+        C1,
+        vec![sized(50, 3600), sized(70, 3600), sized(30, 3600)],
+    )
+    .await
+    .unwrap();
     assert_eq!(s.project_bytes("p").await.unwrap(), 550);
     // Bulk delete (a repeated id counts once; unknown ids nothing).
     s.delete_messages(qa, &[a[0].clone(), a[0].clone(), "ffff".into()], None)
@@ -68,9 +72,7 @@ pub async fn project_bytes_exclude_expired_messages(h: &dyn Harness) {
     clock.advance_secs(2);
     assert_eq!(s.project_bytes("p").await.unwrap(), 40, "expired at 60 s");
     // A claim that outlives a message extends its life, and its bytes with it.
-    s.post_messages(qa, C1, vec![sized(200, 60)])
-        .await
-        .unwrap();
+    s.post_messages(qa, C1, vec![sized(200, 60)]).await.unwrap();
     let c = s
         .create_claim(qa, claim(100, 30, 10))
         .await
@@ -78,13 +80,21 @@ pub async fn project_bytes_exclude_expired_messages(h: &dyn Harness) {
         .unwrap();
     assert_eq!(c.messages.len(), 2);
     clock.advance_secs(62);
-    assert_eq!(s.project_bytes("p").await.unwrap(), 240, "kept by the claim");
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        240,
+        "kept by the claim"
+    );
     // Renewed: the claim now ends 200 s from here, the message 30 s after that.
     assert!(s.renew_claim(qa, &c.id, 200, 30).await.unwrap());
     clock.advance_secs(190);
     assert_eq!(s.project_bytes("p").await.unwrap(), 240);
     clock.advance_secs(42);
-    assert_eq!(s.project_bytes("p").await.unwrap(), 40, "claim and grace over");
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        40,
+        "claim and grace over"
+    );
     clock.advance_secs(246);
     assert_eq!(s.project_bytes("p").await.unwrap(), 0, "all expired");
     // Removing expired messages does not count them twice.
@@ -112,7 +122,10 @@ pub async fn project_bytes_stay_with_moved_messages(h: &dyn Harness) {
         .unwrap()
         .is_none());
     assert_eq!(s.project_bytes("p").await.unwrap(), 120);
-    let back = s.redrive_messages(q("p", "bytes-dlq"), None, None).await.unwrap();
+    let back = s
+        .redrive_messages(q("p", "bytes-dlq"), None, None)
+        .await
+        .unwrap();
     assert_eq!(back.moved, 2);
     assert_eq!(s.project_bytes("p").await.unwrap(), 120);
     clock.advance_secs(121);

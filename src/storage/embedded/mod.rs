@@ -34,8 +34,8 @@ use crate::storage::{
 
 use records::{
     decode, encode, encode_into, message_id, parse_message_id, ClaimRecord, MovedMessage,
-    MsgRecord, NotifyMsg, OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, META, MSGS,
-    NOTIFY, OUTBOX, QBYTES, QBYTES_BY_EXPIRY, QUEUES, SUBS, SUB_URIS, XFER_DONE,
+    MsgRecord, NotifyMsg, OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, META, MSGS, NOTIFY,
+    OUTBOX, QBYTES, QBYTES_BY_EXPIRY, QUEUES, SUBS, SUB_URIS, XFER_DONE,
 };
 use shard::{storage_error, Shard};
 
@@ -549,8 +549,9 @@ impl EmbeddedStore {
                     for (p, n, m) in &msgs {
                         let key = (p.as_str(), n.as_str(), *m);
                         let expired = match mt.get(key).map_err(se)? {
-                            Some(g) => Some(decode::<MsgRecord>(g.value())?.expires)
-                                .filter(|e| *e <= now),
+                            Some(g) => {
+                                Some(decode::<MsgRecord>(g.value())?.expires).filter(|e| *e <= now)
+                            }
                             None => None,
                         };
                         if let Some(expires) = expired {
@@ -1069,10 +1070,9 @@ impl MessageStore for EmbeddedStore {
                     rec.claim_count = 0;
                     rec.moved_from = None;
                     let expires = rec.expires;
-                    by_target
-                        .entry(dest)
-                        .or_default()
-                        .push(take_for_move(txn, &p, &n, marker, expires, rec, &mut delta)?);
+                    by_target.entry(dest).or_default().push(take_for_move(
+                        txn, &p, &n, marker, expires, rec, &mut delta,
+                    )?);
                 }
                 delta.apply(txn, &p, &n)?;
                 let targets: Vec<String> = by_target.keys().cloned().collect();

@@ -225,7 +225,7 @@ impl Quotas {
     }
 
     /// The project's management-store entry, through the cache. When the store fails, the last
-    /// entry read is used (or none): limits never make requests fail.
+    /// entry read is used (or none) for another cache time: limits never make requests fail.
     async fn managed_entry(&self, project: &str, now: Millis) -> Option<ProjectQuota> {
         let m = self.managed.as_ref()?;
         let cached = m.cache.lock().unwrap().get(project).copied();
@@ -241,7 +241,11 @@ impl Quotas {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read per-project limits; using the last known");
-                cached.and_then(|(entry, _)| entry)
+                // Kept for another cache time: an unreachable store costs one slow read per
+                // project and period, not one per request.
+                let entry = cached.and_then(|(entry, _)| entry);
+                self.remember(project, entry, now);
+                entry
             }
         }
     }

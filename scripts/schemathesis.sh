@@ -82,9 +82,10 @@ fi
 # Long polls are capped at 1 s so that generated ?wait= values cannot stall the run (larger
 # ones are a documented 400). A signing key, so that POST .../share is exercised beyond its 400.
 # The notifier stays off (no [storage] message_pipeline): generated subscriber URIs are stored,
-# never called.
+# never called. Admin mode serves /v2/quotas (admin only; without pooling, 404 for admins).
 ZAQAR_LOG=warn "$SERVER" --bind 127.0.0.1 --port "$PORT" --data-dir "$WORK/data" \
     --set drivers:transport:websocket.port=0 --set transport.max_wait=1 \
+    --set DEFAULT.admin_mode=true \
     --set signed_url.secret_key=schemathesis-signing-key \
     >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!

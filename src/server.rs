@@ -46,6 +46,33 @@ fn keystone(
         .map_err(Error::Invalid)
 }
 
+/// The quotas of `[quotas]`, with per-project entries of the management store when pooling
+/// gives the server one.
+fn quotas(
+    config: &Config,
+    pools: Option<&Arc<crate::storage::pooling::PooledStore>>,
+) -> Result<crate::service::quota::Quotas> {
+    use crate::service::quota::{Limits, Quotas};
+    let q = &config.quotas;
+    let mut quotas = Quotas::new(
+        Limits {
+            max_queues: q.max_queues_per_project,
+            max_messages_per_queue: q.max_messages_per_queue,
+            max_bytes: q.max_bytes_per_project,
+            requests_per_second: q.requests_per_second as f64,
+            burst: q.burst as f64,
+        },
+        q.overrides_file.as_deref(),
+    )
+    .map_err(Error::Invalid)?
+    .with_bytes_cache(q.bytes_cache_seconds as i64 * 1000);
+    if let Some(p) = pools {
+        quotas =
+            quotas.with_management(p.management().clone(), q.limits_cache_seconds as i64 * 1000);
+    }
+    Ok(quotas)
+}
+
 /// A running server's parts, built from configuration.
 pub struct App {
     pub config: Config,
@@ -85,19 +112,8 @@ impl App {
             policy: crate::auth::policy::Policy::load(config.policy_file.as_deref())
                 .map_err(Error::Invalid)?,
             notification: config.notification.clone(),
+            quotas: Arc::new(quotas(&config, pools.as_ref())?),
             pools,
-            quotas: Arc::new(
-                crate::service::quota::Quotas::new(
-                    crate::service::quota::Limits {
-                        max_queues: config.quotas.max_queues_per_project,
-                        max_messages_per_queue: config.quotas.max_messages_per_queue,
-                        requests_per_second: config.quotas.requests_per_second as f64,
-                        burst: config.quotas.burst as f64,
-                    },
-                    config.quotas.overrides_file.as_deref(),
-                )
-                .map_err(Error::Invalid)?,
-            ),
         };
         let service = Arc::new(
             Service::new(config.limits.clone(), store.clone(), clock).with_options(options),

@@ -10,7 +10,7 @@ use serde_json::json;
 use zaqar::clock::ManualClock;
 use zaqar::config::EmbeddedStoreConfig;
 use zaqar::storage::embedded::EmbeddedStore;
-use zaqar::storage::{ClaimStore, DataStore, MessageStore};
+use zaqar::storage::{ClaimStore, DataStore, MessageStore, QueueStore};
 
 use conformance::{all, claim, msg, q, Harness, C1};
 
@@ -120,22 +120,31 @@ async fn sweep_reclaims_expired_messages_and_claims() {
         .unwrap();
     assert_eq!(s.stored_message_records().unwrap(), 3);
     assert_eq!(s.collect_garbage().await.unwrap(), 0, "nothing expired yet");
+    assert_eq!(s.project_bytes("p").await.unwrap(), 3);
     clock.advance_secs(61);
     // Message 2 expired. Message 1 is held by the claim, which extended its life to
     // claim expiry + grace (180 s).
+    assert_eq!(s.project_bytes("p").await.unwrap(), 2);
     assert_eq!(s.collect_garbage().await.unwrap(), 1);
     assert_eq!(s.stored_message_records().unwrap(), 2);
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        2,
+        "swept once, counted once"
+    );
     clock.advance_secs(60);
     assert_eq!(s.collect_garbage().await.unwrap(), 1, "the expired claim");
     assert!(s.get_claim(qa, &c.id).await.unwrap().is_none());
     assert_eq!(s.stored_message_records().unwrap(), 2);
     clock.advance_secs(60);
+    assert_eq!(s.project_bytes("p").await.unwrap(), 1);
     assert_eq!(
         s.collect_garbage().await.unwrap(),
         1,
         "message 1 after its grace"
     );
     assert_eq!(s.stored_message_records().unwrap(), 1);
+    assert_eq!(s.project_bytes("p").await.unwrap(), 1);
     assert_eq!(
         s.list_messages(qa, &all(10)).await.unwrap()[0].body.get(),
         "3"
@@ -197,4 +206,57 @@ async fn interrupted_dead_letter_moves_complete_exactly_once_after_restart() {
         );
         s.shutdown().await;
     }
+}
+
+/// Byte accounting survives a restart, and a store written before it existed is counted once
+/// when opened.
+#[tokio::test]
+async fn byte_accounting_survives_reopen_and_covers_older_stores() {
+    use redb::TableDefinition;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::default();
+    let open = || EmbeddedStore::open(&config(dir.path(), 2), Arc::new(clock.clone())).unwrap();
+    let s = open();
+    for (p, name) in [("p", "a"), ("p", "b"), ("other", "a")] {
+        s.post_messages(
+            q(p, name),
+            C1,
+            vec![msg(json!("0123456789"), 60), msg(json!([1, 2]), 600)],
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.project_bytes("p").await.unwrap(), 34);
+    s.shutdown().await;
+    drop(s);
+    let s = open();
+    assert_eq!(s.project_bytes("p").await.unwrap(), 34);
+    s.shutdown().await;
+    drop(s);
+    // As a store of an earlier version would be: no accounting tables.
+    for i in 0..2 {
+        let db = redb::Database::create(dir.path().join(format!("shard-{i:02}.redb"))).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(TableDefinition::<&str, u64>::new("meta"))
+            .unwrap();
+        txn.delete_table(TableDefinition::<(&str, &str), u64>::new("queue_bytes"))
+            .unwrap();
+        txn.delete_table(TableDefinition::<(&str, &str, u64), u64>::new(
+            "queue_bytes_by_expiry",
+        ))
+        .unwrap();
+        txn.commit().unwrap();
+    }
+    let s = open();
+    assert_eq!(s.project_bytes("p").await.unwrap(), 34, "counted at open");
+    assert_eq!(s.project_bytes("other").await.unwrap(), 17);
+    clock.advance_secs(60);
+    assert_eq!(
+        s.project_bytes("p").await.unwrap(),
+        10,
+        "expiry is accounted too"
+    );
+    s.delete_queue(q("p", "a")).await.unwrap();
+    assert_eq!(s.project_bytes("p").await.unwrap(), 5);
+    s.shutdown().await;
 }

@@ -415,6 +415,42 @@ async fn management_contract(m: Arc<dyn ManagementStore>) {
         winners.insert(t.await.unwrap());
     }
     assert_eq!(winners.len(), 1);
+    // Per-project limits.
+    use zaqar::storage::pooling::ProjectQuota;
+    assert_eq!(m.get_quota("proj").await.unwrap(), None);
+    let lim = ProjectQuota {
+        max_bytes: Some(10),
+        requests_per_second: Some(0.5),
+        ..Default::default()
+    };
+    m.put_quota("proj", &lim).await.unwrap();
+    m.put_quota("a b", &ProjectQuota::default()).await.unwrap();
+    assert_eq!(m.get_quota("proj").await.unwrap(), Some(lim));
+    let replaced = ProjectQuota {
+        max_queues: Some(i64::MAX as u64),
+        max_messages_per_queue: Some(0),
+        burst: Some(3.0),
+        ..Default::default()
+    };
+    m.put_quota("proj", &replaced).await.unwrap();
+    assert_eq!(m.get_quota("proj").await.unwrap(), Some(replaced));
+    let projects = |v: Vec<(String, ProjectQuota)>| v.into_iter().map(|x| x.0).collect::<Vec<_>>();
+    assert_eq!(
+        projects(m.list_quotas(None, 10).await.unwrap()),
+        ["a b", "proj"]
+    );
+    assert_eq!(projects(m.list_quotas(None, 1).await.unwrap()), ["a b"]);
+    assert_eq!(
+        projects(m.list_quotas(Some("a b"), 10).await.unwrap()),
+        ["proj"]
+    );
+    m.delete_quota("proj").await.unwrap();
+    m.delete_quota("proj").await.unwrap();
+    assert_eq!(m.get_quota("proj").await.unwrap(), None);
+    assert_eq!(
+        m.get_quota("a b").await.unwrap(),
+        Some(ProjectQuota::default())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

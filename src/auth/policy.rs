@@ -29,6 +29,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("flavors:get_all", ""),
     ("flavors:get", ""),
     ("health:get", "rule:context_is_admin"),
+    ("quotas:get_all", "rule:context_is_admin"),
+    ("quotas:get", "rule:context_is_admin"),
+    ("quotas:update", "rule:context_is_admin"),
+    ("quotas:delete", "rule:context_is_admin"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

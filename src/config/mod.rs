@@ -193,9 +193,12 @@ pub struct KeystoneSettings {
 pub struct QuotaConfig {
     pub max_queues_per_project: u64,
     pub max_messages_per_queue: u64,
+    pub max_bytes_per_project: u64,
     pub requests_per_second: u64,
     pub burst: u64,
     pub overrides_file: Option<PathBuf>,
+    pub limits_cache_seconds: u64,
+    pub bytes_cache_seconds: u64,
 }
 
 /// `[cors]` options (oslo.middleware's names).
@@ -693,11 +696,15 @@ impl Config {
                     as u64,
                 max_messages_per_queue: r.int("quotas", "max_messages_per_queue", 0, i64::MAX)?
                     as u64,
+                max_bytes_per_project: r.int("quotas", "max_bytes_per_project", 0, i64::MAX)?
+                    as u64,
                 requests_per_second: r.int("quotas", "requests_per_second", 0, 10_000_000)? as u64,
                 burst: r.int("quotas", "burst", 0, 100_000_000)? as u64,
                 overrides_file: Some(r.string("quotas", "overrides_file"))
                     .filter(|p| !p.trim().is_empty())
                     .map(PathBuf::from),
+                limits_cache_seconds: r.int("quotas", "limits_cache_seconds", 0, 3600)? as u64,
+                bytes_cache_seconds: r.int("quotas", "bytes_cache_seconds", 0, 3600)? as u64,
             },
             cors: CorsConfig {
                 allowed_origin: r.list("cors", "allowed_origin"),

@@ -580,9 +580,12 @@ pub static OPTIONS: &[OptSpec] = &[
     // [quotas]
     opt("quotas", "max_queues_per_project", Int, "0", "Most queues a project may have (0: unlimited); beyond it, 403."),
     opt("quotas", "max_messages_per_queue", Int, "0", "Most messages (claimed and delayed included) a queue may hold (0: unlimited); a post beyond it gets 403."),
+    opt("quotas", "max_bytes_per_project", Int, "0", "Most bytes of message bodies (as stored, unexpired, queues and topics together) a project may store (0: unlimited); a post beyond it gets 403."),
     opt("quotas", "requests_per_second", Int, "0", "Requests per second allowed to each project (0: unlimited); beyond it, 429 with Retry-After."),
     opt("quotas", "burst", Int, "0", "Requests a project may make at once before the rate applies (0: twice the rate)."),
-    opt("quotas", "overrides_file", Str, "", "JSON file of per-project limits: {\"<project>\": {\"max_queues\": N, \"max_messages_per_queue\": M, \"requests_per_second\": R, \"burst\": B}}."),
+    opt("quotas", "overrides_file", Str, "", "JSON file of per-project limits: {\"<project>\": {\"max_queues\": N, \"max_messages_per_queue\": M, \"max_bytes\": B, \"requests_per_second\": R, \"burst\": X}} (a missing key is 0, unlimited)."),
+    opt("quotas", "limits_cache_seconds", Int, "5", "Seconds a node keeps a project's limits read from the management store (/v2/quotas); changes made through another node apply within this time."),
+    opt("quotas", "bytes_cache_seconds", Int, "2", "Seconds a node keeps a project's stored-bytes figure between reads (0: read it for every post to a project with a byte limit); posts through other nodes within this time may overshoot the limit."),
     // [cors]
     opt("cors", "allowed_origin", List, "", "Origins allowed to call the API from browsers (empty: CORS off)."),
     opt("cors", "allow_credentials", Bool, "true", "Whether browsers may send credentials."),

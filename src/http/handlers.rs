@@ -320,6 +320,24 @@ pub async fn home(State(s): St) -> Response {
             "health",
             json!({"href": "/v2/health", "hints": {"allow": ["GET"], "formats": {"application/json": {}}}}),
         );
+        add(
+            "quotas",
+            rel(
+                "/v2/quotas{?limit,marker}",
+                &["limit", "marker"],
+                &["GET"],
+                false,
+            ),
+        );
+        add(
+            "quota",
+            rel(
+                "/v2/quotas/{project_id}",
+                &["project_id"],
+                &["GET", "PUT", "DELETE"],
+                false,
+            ),
+        );
     }
     let doc = json!({ "resources": r });
     let mut resp = json_body(&doc).into_response();

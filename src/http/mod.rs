@@ -4,9 +4,14 @@
 mod error;
 mod handlers;
 mod pools;
+mod quotas;
 /// The wire shapes of pools and flavors (shared with the WebSocket transport).
 pub mod pool_views {
     pub use super::pools::{flavor_json, pool_json, pooled_health_json};
+}
+/// The wire shape of per-project limits (shared with the WebSocket transport).
+pub mod quota_views {
+    pub use super::quotas::quota_json;
 }
 pub mod query;
 pub mod wire;
@@ -126,7 +131,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     v2 = sources::<Queues>(v2, "/v2/queues", "{queue}");
     v2 = sources::<Topics>(v2, "/v2/topics", "{topic}");
     if state.admin_mode {
-        v2 = v2.route("/v2/health", get(health));
+        v2 = v2
+            .route("/v2/health", get(health))
+            .route("/v2/quotas", get(quotas::list_quotas))
+            .route(
+                "/v2/quotas/{project_id}",
+                put(quotas::put_quota)
+                    .get(quotas::get_quota)
+                    .delete(quotas::delete_quota),
+            );
     }
     if state.admin_mode && state.pooling {
         v2 = v2
@@ -408,6 +421,10 @@ fn action(route: &str, method: &Method) -> Option<&'static str> {
         ("/flavors/{flavor}", "GET") => "flavors:get",
         ("/flavors/{flavor}", "PATCH") => "flavors:update",
         ("/flavors/{flavor}", "DELETE") => "flavors:delete",
+        ("/quotas", _) => "quotas:get_all",
+        ("/quotas/{project_id}", "GET") => "quotas:get",
+        ("/quotas/{project_id}", "PUT") => "quotas:update",
+        ("/quotas/{project_id}", "DELETE") => "quotas:delete",
         ("/queues", "GET") => "queues:get_all",
         ("/queues/{queue}", "PUT") => "queues:create",
         ("/queues/{queue}", "GET" | "HEAD") => "queues:get",
@@ -543,9 +560,16 @@ async fn guard(
             if let Some(action) = action(&route, req.method()) {
                 state.service.authorize(action, &identity.roles)?;
             }
-            state.service.admit(&identity.project)?;
             Ok(identity)
         });
+    let checked = match checked {
+        Ok(identity) => state
+            .service
+            .admit(&identity.project)
+            .await
+            .map(|()| identity),
+        Err(e) => Err(e),
+    };
     match checked {
         Ok(identity) => {
             tracing::Span::current().record("project", identity.project.as_str());

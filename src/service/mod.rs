@@ -122,7 +122,7 @@ pub struct ServiceOptions {
     pub keystone: Option<Arc<crate::auth::keystone::Keystone>>,
     /// Access rules (defaults of spec §2.4, overridable by a policy file).
     pub policy: crate::auth::policy::Policy,
-    /// Per-project limits (queues, request rate).
+    /// Per-project limits (queues, depth, bytes, request rate).
     pub quotas: Arc<quota::Quotas>,
     /// Notification delivery (`[notification]`).
     pub notification: notifier::NotifierConfig,
@@ -246,16 +246,19 @@ impl Service {
     }
 
     /// Takes one request from the project's rate budget (429 when exhausted).
-    pub fn admit(&self, project: &str) -> Result<()> {
-        self.options.quotas.admit(project, self.clock.now())
+    pub async fn admit(&self, project: &str) -> Result<()> {
+        let limits = self.project_limits(project).await;
+        self.options
+            .quotas
+            .admit(project, &limits, self.clock.now())
     }
 
     /// Refuses to create a queue beyond the project's queue quota.
     async fn check_queue_quota(&self, q: QueueRef<'_>) -> Result<()> {
-        if self.options.quotas.limits_queues(q.project) && self.store.get_queue(q).await?.is_none()
-        {
+        let limits = self.project_limits(q.project).await;
+        if limits.limits_queues() && self.store.get_queue(q).await?.is_none() {
             let n = self.store.count_queues(q.project).await?;
-            self.options.quotas.check_new_queue(q.project, n)?;
+            limits.check_new_queue(q.project, n)?;
         }
         Ok(())
     }
@@ -920,9 +923,10 @@ impl Service {
             )));
         }
         let info = self.store.get_queue(q).await?;
-        if info.is_none() && self.options.quotas.limits_queues(q.project) {
+        let limits = self.project_limits(q.project).await;
+        if info.is_none() && limits.limits_queues() {
             let n = self.store.count_queues(q.project).await?;
-            self.options.quotas.check_new_queue(q.project, n)?;
+            limits.check_new_queue(q.project, n)?;
         }
         let meta = info.map(|i| i.metadata).unwrap_or_default();
         if let Some(queue_max) = meta
@@ -940,16 +944,30 @@ impl Service {
             }
         }
         let messages = self.parse_new_messages(q.project, body, &meta)?;
-        if self.options.quotas.limits_depth(q.project) {
+        if limits.limits_depth() {
             let held = self.store.queue_stats(q).await?.total;
-            self.options.quotas.check_queue_depth(
-                q.project,
-                q.name,
-                held,
-                messages.len() as u64,
-            )?;
+            limits.check_queue_depth(q.name, held, messages.len() as u64)?;
         }
-        let ids = self.store.post_messages(q, ctx.client_id, messages).await?;
+        // The bytes quota counts bodies as stored (after encryption), as the drivers do.
+        let reserved = if limits.limits_bytes() {
+            let adding: u64 = messages.iter().map(|m| m.body.get().len() as u64).sum();
+            self.reserve_bytes(q.project, limits.max_bytes, adding)
+                .await?;
+            adding
+        } else {
+            0
+        };
+        let ids = match self.store.post_messages(q, ctx.client_id, messages).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                if reserved > 0 {
+                    self.options
+                        .quotas
+                        .release_bytes(quota::owner(q.project), reserved);
+                }
+                return Err(e);
+            }
+        };
         // Wakes long-pollers and, through the hub's listener, the notification worker: the post
         // may have queued notifications.
         self.hub.notify(q.project, q.name);

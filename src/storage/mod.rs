@@ -93,6 +93,16 @@ pub trait QueueStore: Send + Sync {
     ) -> Result<Vec<QueueInfo>>;
 
     async fn count_queues(&self, project: &str) -> Result<u64>;
+
+    /// Bytes of messages the project stores: the sum, over its queues, of the length of each
+    /// unexpired message's body as stored (its JSON text, after encryption for encrypted
+    /// queues; ids, metadata and claim state are not counted). Drivers keep it in counters
+    /// updated atomically with the messages, so the cost depends on the number of queues, not
+    /// of messages. A message stops counting when it expires, or (embedded and Redis, which
+    /// account expiry per second, see [`expiry_second`]) within a second after. Messages in
+    /// transit between queues (dead-lettering, redrive, until the move is applied) and messages
+    /// stored by a version without byte accounting (Redis) are not counted.
+    async fn project_bytes(&self, project: &str) -> Result<u64>;
 }
 
 #[async_trait]
@@ -329,6 +339,13 @@ impl DeliveryTally {
 
 /// Tallies by (project, source, subscription id).
 pub type DeliveryTallies = std::collections::BTreeMap<(String, String, String), DeliveryTally>;
+
+/// The second by whose end a message expiring at `expires` has expired: byte accounting per
+/// expiry second (embedded and Redis drivers) keys stored bytes by it, and every second `s`
+/// with `s * 1000 <= now` holds only expired messages.
+pub fn expiry_second(expires: Millis) -> u64 {
+    (expires.max(0) as u64).div_ceil(1000)
+}
 
 /// Whether a claim id has the shape of an id this service hands out.
 pub fn is_valid_claim_id(id: &str) -> bool {

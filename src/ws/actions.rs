@@ -85,20 +85,21 @@ async fn handle(state: &WsState, conn: &Connection, format: Format, req: &Reques
     // The same policy and rate limit as over HTTP (an admin action that does not exist outside
     // admin mode is "not found" before it is "not allowed", as its HTTP route is).
     let exists = (state.admin_mode || req.action() != "check_node_health")
-        && (state.pooling || !is_pooling_action(req.action()));
+        && (state.pooling || !is_pooling_action(req.action()))
+        && (state.admin_mode || !is_quota_action(req.action()));
     let checked = policy_action(req.action())
         .filter(|_| exists)
-        .map_or(Ok(()), |a| state.service.authorize(a, &caller.roles))
-        .and_then(|()| {
-            match caller
-                .project
-                .as_deref()
-                .or_else(|| req.header("X-Project-ID"))
-            {
-                Some(p) => state.service.admit(p),
-                None => Ok(()),
-            }
-        });
+        .map_or(Ok(()), |a| state.service.authorize(a, &caller.roles));
+    let checked = match (
+        checked,
+        caller
+            .project
+            .as_deref()
+            .or_else(|| req.header("X-Project-ID")),
+    ) {
+        (Ok(()), Some(p)) => state.service.admit(p).await,
+        (other, _) => other,
+    };
     if let Err(e) = checked {
         return error_reply(&e);
     }
@@ -148,6 +149,10 @@ fn policy_action(action: &str) -> Option<&'static str> {
         "flavor_get" => "flavors:get",
         "flavor_update" => "flavors:update",
         "flavor_delete" => "flavors:delete",
+        "quota_list" => "quotas:get_all",
+        "quota_get" => "quotas:get",
+        "quota_set" => "quotas:update",
+        "quota_delete" => "quotas:delete",
         _ => return None,
     })
 }
@@ -340,6 +345,15 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
         }
         return pooling_action(state, req, caller).await;
     }
+    if is_quota_action(action) {
+        if !state.admin_mode {
+            return Ok((
+                501,
+                json!({ "error": format!("{action} is not implemented") }),
+            ));
+        }
+        return quota_action(state, req).await;
+    }
     let who = Who::of(state, req, caller)?;
     let ctx = who.ctx();
     let queue = req.req_str("queue_name");
@@ -495,6 +509,42 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
 
 fn is_pooling_action(action: &str) -> bool {
     action.starts_with("pool_") || action.starts_with("flavor_")
+}
+
+fn is_quota_action(action: &str) -> bool {
+    action.starts_with("quota_")
+}
+
+/// `quota_*` (admin mode): the service functions of `/v2/quotas`, with its bodies.
+async fn quota_action(state: &WsState, req: &Request<'_>) -> Result<Reply> {
+    use crate::http::quota_views::quota_json;
+    let service = &state.service;
+    let project = req.str("project_id").unwrap_or("");
+    Ok(match req.action() {
+        "quota_list" => {
+            let items: Vec<Value> = service
+                .list_quotas(req.str("marker"), req.int("limit"))
+                .await?
+                .iter()
+                .map(quota_json)
+                .collect();
+            (200, json!({ "quotas": items }))
+        }
+        "quota_get" => (200, quota_json(&service.get_quota(project).await?)),
+        "quota_set" => {
+            let body = serde_json::to_vec(req.body.get("quota").unwrap_or(&Value::Null))
+                .unwrap_or_default();
+            (200, quota_json(&service.put_quota(project, &body).await?))
+        }
+        "quota_delete" => {
+            service.delete_quota(project).await?;
+            (204, json!(format!("Limits of project {project} removed.")))
+        }
+        other => (
+            501,
+            json!({ "error": format!("{other} is not implemented") }),
+        ),
+    })
 }
 
 /// `pool_*` and `flavor_*` (spec §3.8, §3.9 over WebSocket): the same service functions as

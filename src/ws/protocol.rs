@@ -435,6 +435,35 @@ pub static ACTIONS: &[ActionSpec] = &[
         &[("flavor_name", Str)],
         &["flavor_name"],
     ),
+    // Per-project limits (this server's extension, as `/v2/quotas`; `quota` is the PUT body)
+    spec(
+        "quota_list",
+        Identity,
+        false,
+        &[("limit", Int), ("marker", Str)],
+        &[],
+    ),
+    spec(
+        "quota_get",
+        Identity,
+        true,
+        &[("project_id", Str)],
+        &["project_id"],
+    ),
+    spec(
+        "quota_set",
+        Identity,
+        true,
+        &[("project_id", Str), ("quota", Object)],
+        &["project_id", "quota"],
+    ),
+    spec(
+        "quota_delete",
+        Identity,
+        true,
+        &[("project_id", Str)],
+        &["project_id"],
+    ),
 ];
 
 /// Header keys whose values must be strings when present.

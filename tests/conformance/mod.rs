@@ -5,6 +5,9 @@
 //! Time is a [`ManualClock`]: expiry, grace and delay are tested by moving the clock.
 #![allow(dead_code)]
 
+mod bytes;
+pub use bytes::*;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -1801,6 +1804,12 @@ macro_rules! conformance_tests {
             queue_deletion_keeps_subscriptions_and_pending_batches);
     };
     (@cases $h:expr; $($case:ident),* $(,)?) => {
+        $crate::conformance_tests!(@each $h;
+            project_bytes_follow_posts_and_removals, project_bytes_exclude_expired_messages,
+            project_bytes_stay_with_moved_messages, project_bytes_are_per_project,
+            $($case),*);
+    };
+    (@each $h:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {

@@ -5,6 +5,7 @@
 //! multi-step operation on a queue is one transaction of one shard; different shards commit in
 //! parallel, and no lock spans all queues. Reads use MVCC snapshots and never wait for writers.
 
+mod bytes;
 mod records;
 mod shard;
 mod subs;
@@ -33,8 +34,8 @@ use crate::storage::{
 
 use records::{
     decode, encode, encode_into, message_id, parse_message_id, ClaimRecord, MovedMessage,
-    MsgRecord, NotifyMsg, OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, MSGS, NOTIFY,
-    OUTBOX, QUEUES, SUBS, SUB_URIS, XFER_DONE,
+    MsgRecord, NotifyMsg, OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, META, MSGS, NOTIFY,
+    OUTBOX, QBYTES, QBYTES_BY_EXPIRY, QUEUES, SUBS, SUB_URIS, XFER_DONE,
 };
 use shard::{storage_error, Shard};
 
@@ -130,6 +131,7 @@ fn queue_info(name: &str, rec: &QueueRecord) -> Result<QueueInfo> {
 
 /// Removes every message, body and claim of a queue inside `txn`.
 fn purge_in(txn: &WriteTransaction, p: &str, n: &str) -> Result<()> {
+    bytes::clear(txn, p, n)?;
     let mut msgs = txn.open_table(MSGS).map_err(se)?;
     msgs.retain_in((p, n, 0u64)..=(p, n, u64::MAX), |_, _| false)
         .map_err(se)?;
@@ -174,6 +176,7 @@ fn append_in<B: AsRef<[u8]>>(
     let mut bt = txn.open_table(BODIES).map_err(se)?;
     let items = items.into_iter();
     let mut ids = Vec::with_capacity(items.size_hint().0);
+    let mut delta = bytes::Delta::default();
     // One encoding buffer for the whole batch.
     let mut buf = Vec::with_capacity(128);
     for (mut rec, body) in items {
@@ -183,9 +186,11 @@ fn append_in<B: AsRef<[u8]>>(
         encode_into(&rec, &mut buf)?;
         mt.insert(mkey, buf.as_slice()).map_err(se)?;
         bt.insert(mkey, body.as_ref()).map_err(se)?;
+        delta.add(rec.expires, body.as_ref().len());
         ids.push(message_id(marker, rec.suffix));
     }
     counters.insert(key, last + ids.len() as u64).map_err(se)?;
+    delta.apply(txn, p, n)?;
     Ok(ids)
 }
 
@@ -216,13 +221,16 @@ fn select_free(
     Ok(picked)
 }
 
-/// Takes a message out of its queue into a transfer, inside `txn`.
+/// Takes a message out of its queue into a transfer, inside `txn`; `stored_expires` is the
+/// expiry it was stored with (`rec` may carry a new one), for the byte accounting in `delta`.
 fn take_for_move(
     txn: &WriteTransaction,
     p: &str,
     n: &str,
     marker: u64,
+    stored_expires: Millis,
     rec: MsgRecord,
+    delta: &mut bytes::Delta,
 ) -> Result<MovedMessage> {
     let key = (p, n, marker);
     let body = txn
@@ -230,8 +238,11 @@ fn take_for_move(
         .map_err(se)?
         .remove(key)
         .map_err(se)?
-        .map(|g| g.value().to_vec())
-        .unwrap_or_else(|| b"null".to_vec());
+        .map(|g| g.value().to_vec());
+    if let Some(b) = &body {
+        delta.remove(stored_expires, b.len());
+    }
+    let body = body.unwrap_or_else(|| b"null".to_vec());
     txn.open_table(MSGS).map_err(se)?.remove(key).map_err(se)?;
     Ok(MovedMessage { rec, body })
 }
@@ -288,6 +299,10 @@ impl EmbeddedStore {
             txn.open_table(XFER_DONE).map_err(se)?;
             txn.open_table(SUBS).map_err(se)?;
             txn.open_table(SUB_URIS).map_err(se)?;
+            txn.open_table(QBYTES).map_err(se)?;
+            txn.open_table(QBYTES_BY_EXPIRY).map_err(se)?;
+            txn.open_table(META).map_err(se)?;
+            bytes::initialize(&txn)?;
             {
                 // Leases on notification batches belong to a process that is gone: this store
                 // is not shared, so release them all.
@@ -530,19 +545,26 @@ impl EmbeddedStore {
                     let mut expired_messages = 0u64;
                     let mut mt = txn.open_table(MSGS).map_err(se)?;
                     let mut bt = txn.open_table(BODIES).map_err(se)?;
+                    let mut ledger = bytes::Ledger::default();
                     for (p, n, m) in &msgs {
                         let key = (p.as_str(), n.as_str(), *m);
                         let expired = match mt.get(key).map_err(se)? {
-                            Some(g) => decode::<MsgRecord>(g.value())?.expires <= now,
-                            None => false,
+                            Some(g) => {
+                                Some(decode::<MsgRecord>(g.value())?.expires).filter(|e| *e <= now)
+                            }
+                            None => None,
                         };
-                        if expired {
+                        if let Some(expires) = expired {
                             mt.remove(key).map_err(se)?;
-                            bt.remove(key).map_err(se)?;
+                            if let Some(b) = bt.remove(key).map_err(se)? {
+                                ledger.queue(p, n).remove(expires, b.value().len());
+                            }
                             count += 1;
                             expired_messages += 1;
                         }
                     }
+                    drop((mt, bt));
+                    ledger.apply(txn)?;
                     let mut done = txn.open_table(XFER_DONE).map_err(se)?;
                     for id in &markers {
                         done.remove(id.as_str()).map_err(se)?;
@@ -719,6 +741,15 @@ impl QueueStore for EmbeddedStore {
         }
         Ok(n)
     }
+
+    async fn project_bytes(&self, project: &str) -> Result<u64> {
+        let now = self.clock.now();
+        let mut sum: u64 = 0;
+        for shard in &self.shards {
+            sum = sum.saturating_add(bytes::project_bytes(&shard.read()?, project, now)?);
+        }
+        Ok(sum)
+    }
 }
 
 #[async_trait]
@@ -870,15 +901,20 @@ impl MessageStore for EmbeddedStore {
                     if let Some(cids) = &claim_ids {
                         check_bulk_delete_claim(id, rec.active_claim(now), cids)?;
                     }
-                    targets.push(marker);
+                    targets.push((marker, rec.expires));
                 }
                 let mut bt = txn.open_table(BODIES).map_err(se)?;
-                for marker in targets {
+                let mut delta = bytes::Delta::default();
+                for (marker, expires) in targets {
                     let key = (p.as_str(), n.as_str(), marker);
-                    mt.remove(key).map_err(se)?;
-                    bt.remove(key).map_err(se)?;
+                    if mt.remove(key).map_err(se)?.is_none() {
+                        continue; // the same id twice
+                    }
+                    if let Some(b) = bt.remove(key).map_err(se)? {
+                        delta.remove(expires, b.value().len());
+                    }
                 }
-                Ok(())
+                delta.apply(txn, &p, &n)
             })
             .await
     }
@@ -893,13 +929,17 @@ impl MessageStore for EmbeddedStore {
                 let picked = select_free(&mt, &p, &n, now, limit)?;
                 let mut bt = txn.open_table(BODIES).map_err(se)?;
                 let mut out = Vec::with_capacity(picked.len());
+                let mut delta = bytes::Delta::default();
                 for (marker, rec) in picked {
                     let key = (p.as_str(), n.as_str(), marker);
                     let body = read_body(&bt, &p, &n, marker)?;
                     mt.remove(key).map_err(se)?;
-                    bt.remove(key).map_err(se)?;
+                    if bt.remove(key).map_err(se)?.is_some() {
+                        delta.remove(rec.expires, body.len());
+                    }
                     out.push(to_message(marker, rec, &body)?);
                 }
+                delta.apply(txn, &p, &n)?;
                 Ok(out)
             })
             .await
@@ -935,12 +975,19 @@ impl MessageStore for EmbeddedStore {
                 let delete = decide_single_delete(target, claim_id.as_deref(), |cid| {
                     claim_is_live(&claims, &p, &n, cid, now)
                 })?;
-                if delete {
+                if let (true, Some(rec)) = (delete, rec) {
                     mt.remove(key).map_err(se)?;
-                    txn.open_table(BODIES)
+                    let size = txn
+                        .open_table(BODIES)
                         .map_err(se)?
                         .remove(key)
-                        .map_err(se)?;
+                        .map_err(se)?
+                        .map(|b| b.value().len());
+                    if let Some(size) = size {
+                        let mut delta = bytes::Delta::default();
+                        delta.remove(rec.expires, size);
+                        delta.apply(txn, &p, &n)?;
+                    }
                 }
                 Ok(())
             })
@@ -1017,15 +1064,17 @@ impl MessageStore for EmbeddedStore {
                 let moved = picked.len() as u64;
                 let mut by_target: std::collections::BTreeMap<String, Vec<MovedMessage>> =
                     Default::default();
+                let mut delta = bytes::Delta::default();
                 for (marker, mut rec, dest) in picked {
                     rec.claim = None;
                     rec.claim_count = 0;
                     rec.moved_from = None;
-                    by_target
-                        .entry(dest)
-                        .or_default()
-                        .push(take_for_move(txn, &p, &n, marker, rec)?);
+                    let expires = rec.expires;
+                    by_target.entry(dest).or_default().push(take_for_move(
+                        txn, &p, &n, marker, expires, rec, &mut delta,
+                    )?);
                 }
+                delta.apply(txn, &p, &n)?;
                 let targets: Vec<String> = by_target.keys().cloned().collect();
                 let transfers = by_target
                     .into_iter()
@@ -1070,12 +1119,14 @@ impl ClaimStore for EmbeddedStore {
                 };
                 // Dead-lettering: messages already claimed the maximum number of times move.
                 let mut moved = Vec::new();
+                let mut delta = bytes::Delta::default();
                 if let Some(dl) = &params.dead_letter {
                     let (exhausted, keep): (Vec<_>, Vec<_>) = picked
                         .into_iter()
                         .partition(|(_, rec)| rec.claim_count >= dl.max_claim_count);
                     picked = keep;
                     for (marker, mut rec) in exhausted {
+                        let stored_expires = rec.expires;
                         rec.claim = None;
                         rec.claim_count = 0;
                         rec.moved_from = Some(n.clone());
@@ -1083,7 +1134,15 @@ impl ClaimStore for EmbeddedStore {
                             rec.ttl = ttl;
                             rec.expires = now + secs(ttl);
                         }
-                        moved.push(take_for_move(txn, &p, &n, marker, rec)?);
+                        moved.push(take_for_move(
+                            txn,
+                            &p,
+                            &n,
+                            marker,
+                            stored_expires,
+                            rec,
+                            &mut delta,
+                        )?);
                     }
                 }
                 let any_moved = !moved.is_empty();
@@ -1099,6 +1158,7 @@ impl ClaimStore for EmbeddedStore {
                     )?;
                 }
                 if picked.is_empty() {
+                    delta.apply(txn, &p, &n)?;
                     return Ok((None, any_moved));
                 }
                 let cid = uuid::Uuid::new_v4().simple().to_string();
@@ -1110,14 +1170,20 @@ impl ClaimStore for EmbeddedStore {
                 for (marker, mut rec) in picked {
                     rec.claim = Some((cid.clone(), expires));
                     rec.claim_count += 1;
+                    let stored_expires = rec.expires;
                     (rec.ttl, rec.expires) =
                         extend_for_claim(rec.ttl, rec.expires, params.ttl, expires, params.grace);
                     let key = (p.as_str(), n.as_str(), marker);
                     mt.insert(key, encode(&rec)?.as_slice()).map_err(se)?;
                     let body = read_body(&bt, &p, &n, marker)?;
+                    if rec.expires != stored_expires && bt.get(key).map_err(se)?.is_some() {
+                        delta.reschedule(stored_expires, rec.expires, body.len());
+                    }
                     messages.push(to_message(marker, rec, &body)?);
                     markers.push(marker);
                 }
+                drop((mt, bt));
+                delta.apply(txn, &p, &n)?;
                 let rec = ClaimRecord {
                     ttl: params.ttl,
                     updated: now,
@@ -1209,6 +1275,8 @@ impl ClaimStore for EmbeddedStore {
                 }
                 let expires = now + secs(ttl);
                 let mut mt = txn.open_table(MSGS).map_err(se)?;
+                let bt = txn.open_table(BODIES).map_err(se)?;
+                let mut delta = bytes::Delta::default();
                 let mut kept = Vec::with_capacity(rec.markers.len());
                 for marker in &rec.markers {
                     let key = (p.as_str(), n.as_str(), *marker);
@@ -1221,10 +1289,18 @@ impl ClaimStore for EmbeddedStore {
                         continue;
                     }
                     m.claim = Some((cid.clone(), expires));
+                    let stored_expires = m.expires;
                     (m.ttl, m.expires) = extend_for_claim(m.ttl, m.expires, ttl, expires, grace);
+                    if m.expires != stored_expires {
+                        if let Some(b) = bt.get(key).map_err(se)? {
+                            delta.reschedule(stored_expires, m.expires, b.value().len());
+                        }
+                    }
                     mt.insert(key, encode(&m)?.as_slice()).map_err(se)?;
                     kept.push(*marker);
                 }
+                drop((mt, bt));
+                delta.apply(txn, &p, &n)?;
                 rec.ttl = ttl;
                 rec.updated = now;
                 rec.expires = expires;

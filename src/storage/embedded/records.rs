@@ -10,6 +10,9 @@
 //! - `notifications` seq                  → [`NotifyRecord`] (the durable notification outbox)
 //! - `outbox`   transfer id               → [`OutboxRecord`] (moves to another queue, pending)
 //! - `transfers_done` transfer id         → time applied (idempotence of replayed moves)
+//! - `queue_bytes` (project, queue)       → body bytes of the queue's message records
+//! - `queue_bytes_by_expiry` (project, queue, second) → the same bytes by expiry second
+//! - `meta`     name                      → store-wide facts (`bytes_accounting`)
 //!
 //! Records are postcard-encoded behind a one-byte format version.
 
@@ -41,6 +44,18 @@ pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("ou
 /// Transfers already applied in this shard (transfer id → when), so a replayed transfer is not
 /// applied twice.
 pub(crate) const XFER_DONE: TableDefinition<&str, i64> = TableDefinition::new("transfers_done");
+
+/// Body bytes of every message record of a queue (expired-but-unswept ones included), updated
+/// in the transaction that adds or removes the record.
+pub(crate) const QBYTES: TableDefinition<(&str, &str), u64> = TableDefinition::new("queue_bytes");
+/// The same bytes by expiry second (`storage::expiry_second`): what has expired but is still
+/// stored is the sum over the seconds already past, so the unexpired bytes of a queue are read
+/// without visiting its messages. Rows that reach zero are removed.
+pub(crate) const QBYTES_BY_EXPIRY: TableDefinition<(&str, &str, u64), u64> =
+    TableDefinition::new("queue_bytes_by_expiry");
+/// Store-wide facts. `bytes_accounting` = 1 once the two tables above cover every message (a
+/// store created before byte accounting is counted once, when it is first opened).
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const FORMAT: u8 = 1;
 

@@ -1,8 +1,10 @@
-//! The management store: pools, flavors and the catalog (which pool holds each queue).
+//! The management store: pools, flavors, the catalog (which pool holds each queue) and
+//! per-project limits (`/v2/quotas`).
 //!
 //! Two implementations: [`EmbeddedManagement`] (one redb file in the data directory; a single
 //! node) and [`PostgresManagement`] (`[drivers] management_store = sqlalchemy`, the tables of
-//! `migrations/postgresql/0003_management.sql`; shared by every API node).
+//! `migrations/postgresql/0003_management.sql` and `0004_quotas.sql`; shared by every API
+//! node).
 //!
 //! Catalog entries are sticky: a queue keeps its pool after it is deleted and re-created, so a
 //! node may cache them. The entry `(project, "")` (an invalid queue name) binds a whole project
@@ -39,6 +41,17 @@ pub struct Flavor {
     pub capabilities: Vec<String>,
 }
 
+/// A project's limits as kept in the management store: `None` is "not set here" (the overrides
+/// file or `[quotas]` decides), 0 is unlimited. Values fit in an `i64`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectQuota {
+    pub max_queues: Option<u64>,
+    pub max_messages_per_queue: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<f64>,
+}
+
 #[async_trait]
 pub trait ManagementStore: Send + Sync {
     async fn ping(&self) -> Result<()>;
@@ -68,6 +81,17 @@ pub trait ManagementStore: Send + Sync {
     async fn catalog_bind(&self, project: &str, queue: &str, pool: &str) -> Result<String>;
     /// Every `(project, queue)` bound to the pool.
     async fn catalog_of_pool(&self, pool: &str) -> Result<Vec<(String, String)>>;
+    /// Projects with limits, after `marker` in byte order, at most `limit`.
+    async fn list_quotas(
+        &self,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ProjectQuota)>>;
+    async fn get_quota(&self, project: &str) -> Result<Option<ProjectQuota>>;
+    /// Creates or replaces the project's limits.
+    async fn put_quota(&self, project: &str, quota: &ProjectQuota) -> Result<()>;
+    /// Removes the project's limits (missing ones are not an error).
+    async fn delete_quota(&self, project: &str) -> Result<()>;
     async fn close(&self) {}
 }
 
@@ -80,6 +104,8 @@ fn se(e: impl std::fmt::Display) -> Error {
 const POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("pools");
 const FLAVORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("flavors");
 const CATALOG: TableDefinition<(&str, &str), &str> = TableDefinition::new("catalog");
+/// project → [`ProjectQuota`] (JSON).
+const QUOTAS: TableDefinition<&str, &[u8]> = TableDefinition::new("quotas");
 
 /// The management store in one redb file (`management.redb` of the data directory).
 pub struct EmbeddedManagement {
@@ -105,6 +131,7 @@ impl EmbeddedManagement {
         txn.open_table(POOLS).map_err(se)?;
         txn.open_table(FLAVORS).map_err(se)?;
         txn.open_table(CATALOG).map_err(se)?;
+        txn.open_table(QUOTAS).map_err(se)?;
         txn.commit().map_err(se)?;
         Ok(Arc::new(EmbeddedManagement { db: Arc::new(db) }))
     }
@@ -381,6 +408,71 @@ impl ManagementStore for EmbeddedManagement {
         })
         .await
     }
+
+    async fn list_quotas(
+        &self,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ProjectQuota)>> {
+        let marker = marker.map(str::to_string);
+        self.read(move |txn| {
+            let t = txn.open_table(QUOTAS).map_err(se)?;
+            let range = match &marker {
+                Some(m) => t.range::<&str>((
+                    std::ops::Bound::Excluded(m.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => t.range::<&str>(..),
+            }
+            .map_err(se)?;
+            let mut out = Vec::new();
+            for row in range {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = row.map_err(se)?;
+                out.push((k.value().to_string(), decode(v.value())?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_quota(&self, project: &str) -> Result<Option<ProjectQuota>> {
+        let project = project.to_string();
+        self.read(move |txn| {
+            let t = txn.open_table(QUOTAS).map_err(se)?;
+            match t.get(project.as_str()).map_err(se)? {
+                Some(v) => Ok(Some(decode(v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn put_quota(&self, project: &str, quota: &ProjectQuota) -> Result<()> {
+        let (project, quota) = (project.to_string(), *quota);
+        self.write(move |txn| {
+            txn.open_table(QUOTAS)
+                .map_err(se)?
+                .insert(project.as_str(), encode(&quota).as_slice())
+                .map_err(se)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_quota(&self, project: &str) -> Result<()> {
+        let project = project.to_string();
+        self.write(move |txn| {
+            txn.open_table(QUOTAS)
+                .map_err(se)?
+                .remove(project.as_str())
+                .map_err(se)?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn uri_conflict(other: &str) -> Error {
@@ -414,6 +506,27 @@ fn pool_row(r: &sqlx::postgres::PgRow) -> Result<Pool> {
         options: serde_json::from_str(&options).unwrap_or_default(),
     })
 }
+
+fn quota_row(r: &sqlx::postgres::PgRow) -> Result<(String, ProjectQuota)> {
+    let int = |c: &str| -> Result<Option<u64>> {
+        Ok(r.try_get::<Option<i64>, _>(c)
+            .map_err(pg_err)?
+            .map(|v| v.max(0) as u64))
+    };
+    Ok((
+        r.try_get("project").map_err(pg_err)?,
+        ProjectQuota {
+            max_queues: int("max_queues")?,
+            max_messages_per_queue: int("max_messages_per_queue")?,
+            max_bytes: int("max_bytes")?,
+            requests_per_second: r.try_get("requests_per_second").map_err(pg_err)?,
+            burst: r.try_get("burst").map_err(pg_err)?,
+        },
+    ))
+}
+
+const QUOTA_COLUMNS: &str =
+    "project, max_queues, max_messages_per_queue, max_bytes, requests_per_second, burst";
 
 fn flavor_row(r: &sqlx::postgres::PgRow) -> Result<Flavor> {
     let caps: String = r.try_get("capabilities").map_err(pg_err)?;
@@ -678,6 +791,63 @@ impl ManagementStore for PostgresManagement {
                 ))
             })
             .collect()
+    }
+
+    async fn list_quotas(
+        &self,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ProjectQuota)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {QUOTA_COLUMNS} FROM zaqar_quotas WHERE project > $1 ORDER BY project LIMIT $2"
+        ))
+        .bind(marker.unwrap_or(""))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        rows.iter().map(quota_row).collect()
+    }
+
+    async fn get_quota(&self, project: &str) -> Result<Option<ProjectQuota>> {
+        let row = sqlx::query(&format!(
+            "SELECT {QUOTA_COLUMNS} FROM zaqar_quotas WHERE project = $1"
+        ))
+        .bind(project)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        Ok(row.as_ref().map(quota_row).transpose()?.map(|(_, q)| q))
+    }
+
+    async fn put_quota(&self, project: &str, quota: &ProjectQuota) -> Result<()> {
+        let int = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        sqlx::query(&format!(
+            "INSERT INTO zaqar_quotas ({QUOTA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (project) DO UPDATE SET max_queues = EXCLUDED.max_queues,
+               max_messages_per_queue = EXCLUDED.max_messages_per_queue,
+               max_bytes = EXCLUDED.max_bytes,
+               requests_per_second = EXCLUDED.requests_per_second, burst = EXCLUDED.burst"
+        ))
+        .bind(project)
+        .bind(int(quota.max_queues))
+        .bind(int(quota.max_messages_per_queue))
+        .bind(int(quota.max_bytes))
+        .bind(quota.requests_per_second)
+        .bind(quota.burst)
+        .execute(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn delete_quota(&self, project: &str) -> Result<()> {
+        sqlx::query("DELETE FROM zaqar_quotas WHERE project = $1")
+            .bind(project)
+            .execute(&self.pool)
+            .await
+            .map_err(pg_err)?;
+        Ok(())
     }
 
     async fn close(&self) {

@@ -36,7 +36,7 @@ use crate::model::{
 use crate::service::waiters::Hub;
 use crate::storage::{ClaimStore, DataStore, MessageStore, QueueStore, SubscriptionStore};
 
-pub use management::{Flavor, ManagementStore, Pool};
+pub use management::{Flavor, ManagementStore, Pool, ProjectQuota};
 
 /// How new queues are bound to pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -737,6 +737,22 @@ impl QueueStore for PooledStore {
                     Err(e) => tracing::warn!(pool = %p.name, error = %e, "count skips a pool"),
                 },
                 Err(e) => tracing::warn!(pool = %p.name, error = %e, "count skips a pool"),
+            }
+        }
+        Ok(n)
+    }
+
+    /// The sum over every registered pool (a pool without the project's queues answers 0); a
+    /// pool that fails is skipped, as in `count_queues`, so its bytes do not count meanwhile.
+    async fn project_bytes(&self, project: &str) -> Result<u64> {
+        let mut n: u64 = 0;
+        for p in self.pool_list().await? {
+            match self.driver(&p.name).await {
+                Ok(d) => match d.project_bytes(project).await {
+                    Ok(b) => n = n.saturating_add(b),
+                    Err(e) => tracing::warn!(pool = %p.name, error = %e, "bytes skip a pool"),
+                },
+                Err(e) => tracing::warn!(pool = %p.name, error = %e, "bytes skip a pool"),
             }
         }
         Ok(n)

@@ -644,6 +644,20 @@ impl Shared {
         Ok(n as u64)
     }
 
+    /// The counters of `queue_bytes` (kept by triggers, see migration 0004) minus the bodies of
+    /// the project's expired rows the sweep has not removed yet.
+    async fn project_bytes(&self, project: &str) -> Result<u64> {
+        let n: i64 = sqlx::query(SQL_PROJECT_BYTES)
+            .bind(project)
+            .bind(self.now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?
+            .try_get(0)
+            .map_err(db_err)?;
+        Ok(n.max(0) as u64)
+    }
+
     // ----- messages -----------------------------------------------------------------------
 
     fn lanes(&self, q: QueueRef<'_>) -> Arc<QueueLanes> {
@@ -1419,6 +1433,11 @@ impl QueueStore for PostgresStore {
     async fn count_queues(&self, project: &str) -> Result<u64> {
         let s = &self.shared;
         s.timed(s.count_queues(project)).await
+    }
+
+    async fn project_bytes(&self, project: &str) -> Result<u64> {
+        let s = &self.shared;
+        s.timed(s.project_bytes(project)).await
     }
 }
 

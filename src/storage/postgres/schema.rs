@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "management",
         sql: include_str!("../../../migrations/postgresql/0003_management.sql"),
     },
+    Migration {
+        version: 4,
+        name: "quotas",
+        sql: include_str!("../../../migrations/postgresql/0004_quotas.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

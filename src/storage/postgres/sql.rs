@@ -292,3 +292,13 @@ WITH doomed AS (
 )
 DELETE FROM subscriptions s USING doomed
 WHERE s.project = doomed.project AND s.source = doomed.source AND s.id = doomed.id";
+
+/// Unexpired body bytes of project `$1` at `$2`: its queues' counters (every row) minus its
+/// expired rows not swept yet (found through `messages_expires_idx`).
+pub(super) const SQL_PROJECT_BYTES: &str = "
+SELECT (
+    (SELECT coalesce(sum(b.bytes), 0) FROM queue_bytes b
+     WHERE b.queue_id IN (SELECT id FROM queues WHERE project = $1))
+  - (SELECT coalesce(sum(octet_length(m.body)), 0) FROM messages m
+     WHERE m.expires <= $2 AND m.queue_id IN (SELECT id FROM queues WHERE project = $1))
+)::int8";

@@ -625,6 +625,39 @@ impl QueueStore for RedisStore {
         card.arg(self.keys.project_index(project));
         self.query(&card).await
     }
+
+    /// The queues of the project's index, each asked for its bytes by its own script (in its
+    /// own slot), a page of queues at a time.
+    async fn project_bytes(&self, project: &str) -> Result<u64> {
+        let idx = self.keys.project_index(project);
+        let now = self.clock.now();
+        let mut sum: u64 = 0;
+        let mut start = "-".to_string();
+        loop {
+            let mut range = redis::cmd("ZRANGEBYLEX");
+            range
+                .arg(&idx)
+                .arg(&start)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(100);
+            let names: Vec<String> = self.query(&range).await?;
+            let counts = futures_util::future::join_all(names.iter().map(|n| async move {
+                let mut inv = self.scripts.bytes.key(self.qkey(QueueRef::new(project, n)));
+                inv.arg(now);
+                self.eval::<String>(&inv).await
+            }))
+            .await;
+            for c in counts {
+                sum = sum.saturating_add(c?.parse::<u64>().unwrap_or(0));
+            }
+            match names.last() {
+                Some(last) if names.len() == 100 => start = format!("({last}"),
+                _ => return Ok(sum),
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -658,7 +691,10 @@ impl MessageStore for RedisStore {
                 String::new(),
                 m.body.get().to_string(),
             );
-            inv.arg(encode_record(&rec)?).arg(expires).arg(delay);
+            inv.arg(encode_record(&rec)?)
+                .arg(expires)
+                .arg(delay)
+                .arg(m.body.get().len());
             suffixes.push(suffix);
         }
         let (indexed, first, batch): (i64, u64, i64) = self.eval(&inv).await?;

@@ -23,8 +23,15 @@
 //! - `P nbm`    hash seq → {first marker, {message record}...} (copies of the posted messages)
 //! - `P nbs`    hash seq → {pending subscription ids, those unconfirmed at posting time}
 //! - `P nbl`    hash seq → lease expiry (absent: never leased)
+//! - `P sz`     hash marker → body bytes (byte accounting; absent for messages stored before it)
+//! - `P by`     body bytes of every message in `sz` (expired-but-unreaped included)
+//! - `P bx`     hash expiry second → body bytes of the messages expiring in it (rows at 0 go)
+//! - `P bxs`    zset second→second: the seconds present in `bx`, to sum those already past
 //!
 //! Every message is in `msgs`, `all` and `exp` and in exactly one of `free`, `clm`, `dly`.
+//! Byte accounting (`sz`, `by`, `bx`, `bxs`) changes only in `append` and `drop_many` (and
+//! `bytes_moved` when a claim extends a message's life), in the script that stores or removes
+//! the message.
 //! Entries of `clm` and `dly` whose score has passed are moved to `free` by `settle` at the start
 //! of the scripts that take messages; lapsed claims and expired messages are filtered by every
 //! read. Records are read and written in batches (one HMGET / HSET per step, not per message).
@@ -39,7 +46,8 @@ local K = {
   free = P .. 'free', clm = P .. 'clm', dly = P .. 'dly', cex = P .. 'cex',
   obt = P .. 'obt', obp = P .. 'obp', obl = P .. 'obl', xd = P .. 'xd',
   subs = P .. 'subs', sids = P .. 'sids', suri = P .. 'suri', sctr = P .. 'sctr',
-  nq = P .. 'nq', nbm = P .. 'nbm', nbs = P .. 'nbs', nbl = P .. 'nbl', nctr = P .. 'nctr'
+  nq = P .. 'nq', nbm = P .. 'nbm', nbs = P .. 'nbs', nbl = P .. 'nbl', nctr = P .. 'nctr',
+  sz = P .. 'sz', by = P .. 'by', bx = P .. 'bx', bxs = P .. 'bxs'
 }
 -- Subscription record fields: 1 subscriber, 2 ttl, 3 created, 4 expires, 5 options JSON,
 -- 6 confirmed (0/1), 7 secret, 8 delivered, 9 failed, 10 last error ('' none).
@@ -78,8 +86,51 @@ local function fetch(ms)
   end
   return out
 end
+-- Byte accounting: the expiry second of an expiry in ms (as `storage::expiry_second`), and
+-- changes {second = delta} applied to `bx`/`bxs` (and `by` by `total`).
+local function second(e) return math.ceil(tonumber(e) / 1000) end
+local function account(changes, total)
+  for s, d in pairs(changes) do
+    if d ~= 0 then
+      local v = redis.call('HINCRBY', K.bx, num(s), num(d))
+      if v <= 0 then
+        redis.call('HDEL', K.bx, num(s))
+        redis.call('ZREM', K.bxs, num(s))
+      else
+        redis.call('ZADD', K.bxs, s, num(s))
+      end
+    end
+  end
+  if total ~= 0 and redis.call('INCRBY', K.by, num(total)) <= 0 then redis.call('DEL', K.by) end
+end
+-- Moves the bytes of message m from expiry `from` to `to` (a claim extended its life).
+local function bytes_moved(m, from, to)
+  if second(from) == second(to) then return end
+  local size = tonumber(redis.call('HGET', K.sz, m) or '0') or 0
+  if size > 0 then account({[second(from)] = -size, [second(to)] = size}, 0) end
+end
 local function drop_many(ms)
   if #ms == 0 then return end
+  local seen, uniq = {}, {}
+  for _, m in ipairs(ms) do
+    if not seen[m] then seen[m] = true; uniq[#uniq + 1] = m end
+  end
+  ms = uniq
+  local sizes = hmget(K.sz, ms)
+  local changes, total = {}, 0
+  for i, m in ipairs(ms) do
+    local size = sizes[i] and tonumber(sizes[i]) or 0
+    if size > 0 then
+      local e = redis.call('ZSCORE', K.exp, m)
+      if e then
+        local s = second(e)
+        changes[s] = (changes[s] or 0) - size
+        total = total - size
+      end
+    end
+  end
+  vcall('HDEL', K.sz, ms)
+  account(changes, total)
   vcall('HDEL', K.msgs, ms)
   for _, set in ipairs({K.all, K.exp, K.free, K.clm, K.dly}) do vcall('ZREM', set, ms) end
 end
@@ -113,18 +164,25 @@ local function split(s)
   if s then for x in string.gmatch(s, '[^,]+') do table.insert(out, x) end end
   return out
 end
--- Appends records (already encoded) with expiry e and delay expiry d each: {rec, e, d}...
+-- Appends records (already encoded) with expiry e, delay expiry d and body bytes b each:
+-- {rec, e, d, b}...
 local function append(items, now)
   local n = #items
   if n == 0 then return end
   local last = redis.call('INCRBY', K.ctr, n)
   local first = last - n + 1
-  local hs, all, exp, free, dly = {}, {}, {}, {}, {}
+  local hs, all, exp, free, dly, sz = {}, {}, {}, {}, {}, {}
+  local changes, total = {}, 0
   for i, it in ipairs(items) do
     local m = num(first + i - 1)
     hs[#hs + 1] = m; hs[#hs + 1] = it[1]
     all[#all + 1] = m; all[#all + 1] = m
     exp[#exp + 1] = it[2]; exp[#exp + 1] = m
+    local size = tonumber(it[4])
+    sz[#sz + 1] = m; sz[#sz + 1] = size
+    local s = second(it[2])
+    changes[s] = (changes[s] or 0) + size
+    total = total + size
     if tonumber(it[3]) > now then
       dly[#dly + 1] = it[3]; dly[#dly + 1] = m
     else
@@ -136,13 +194,16 @@ local function append(items, now)
   vcall('ZADD', K.exp, exp)
   if #free > 0 then vcall('ZADD', K.free, free) end
   if #dly > 0 then vcall('ZADD', K.dly, dly) end
+  vcall('HSET', K.sz, sz)
+  account(changes, total)
   return first
 end
 -- UNLINK: large queues are freed by Redis in the background instead of blocking it.
 local function purge()
   local cs = redis.call('ZRANGE', K.cex, 0, -1)
   for _, c in ipairs(cs) do redis.call('UNLINK', ckey(c)) end
-  redis.call('UNLINK', K.msgs, K.all, K.exp, K.free, K.clm, K.dly, K.cex)
+  redis.call('UNLINK', K.msgs, K.all, K.exp, K.free, K.clm, K.dly, K.cex, K.sz, K.by, K.bx,
+             K.bxs)
 end
 local function active(r, now)
   return r[6] ~= '' and r[7] > now
@@ -195,14 +256,16 @@ purge()
 return 1
 "#;
 
-/// ARGV: now, channel, event, then per message: record, expires, delay expires.
+/// ARGV: now, channel, event, then per message: record, expires, delay expires, body bytes.
 /// Returns {indexed, first marker}.
 const POST: &str = r#"
 local now = tonumber(ARGV[1])
 local ix = ensure_queue(ARGV[1])
 reap(now, 16)
 local items = {}
-for b = 4, #ARGV, 3 do items[#items + 1] = {ARGV[b], ARGV[b + 1], ARGV[b + 2]} end
+for b = 4, #ARGV, 4 do
+  items[#items + 1] = {ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]}
+end
 local first = append(items, now)
 -- The notification batch, in the same script as the messages (see SUB_* below).
 local batch = 0
@@ -720,6 +783,7 @@ while seen < limit do
       else
         r[6] = cid; r[7] = ce; r[8] = r[8] + 1
         if r[4] < ce then
+          bytes_moved(m, r[4], ce + grace * 1000)
           r[4] = ce + grace * 1000
           r[2] = ttl + grace
           exp[#exp + 1] = r[4]; exp[#exp + 1] = m
@@ -790,6 +854,7 @@ for i, m in ipairs(ms) do
   if r and r[4] > now and r[6] == cid and r[7] > now then
     r[7] = ce
     if r[4] < ce then
+      bytes_moved(m, r[4], ce + grace * 1000)
       r[4] = ce + grace * 1000
       r[2] = ttl + grace
       exp[#exp + 1] = r[4]; exp[#exp + 1] = m
@@ -919,7 +984,7 @@ local items = {}
 if ARGV[3] ~= '' then
   for _, rec in ipairs(decode(ARGV[3])) do
     local r = decode(rec)
-    items[#items + 1] = {rec, num(r[4]), num(r[9])}
+    items[#items + 1] = {rec, num(r[4]), num(r[9]), #r[13]}
   end
 end
 append(items, now)
@@ -954,6 +1019,19 @@ end
 return {removed, redis.call('HLEN', K.obt), redis.call('EXISTS', K.q)}
 "#;
 
+/// ARGV: now. Returns the body bytes of the queue's unexpired messages: the total minus what
+/// is filed under expiry seconds already past (only unreaped ones are left there).
+const BYTES: &str = r#"
+local total = tonumber(redis.call('GET', K.by) or '0') or 0
+if total <= 0 then return '0' end
+local past = redis.call('ZRANGEBYSCORE', K.bxs, '-inf', math.floor(tonumber(ARGV[1]) / 1000))
+if #past > 0 then
+  for _, v in ipairs(hmget(K.bx, past)) do total = total - (v and tonumber(v) or 0) end
+end
+if total < 0 then total = 0 end
+return num(total)
+"#;
+
 /// Every script of the store, compiled once (their SHA1s are computed here).
 pub(crate) struct Scripts {
     pub create_queue: Script,
@@ -978,6 +1056,7 @@ pub(crate) struct Scripts {
     pub outbox_apply: Script,
     pub outbox_done: Script,
     pub sweep: Script,
+    pub bytes: Script,
     pub sub_create: Script,
     pub sub_list: Script,
     pub sub_get: Script,
@@ -1022,6 +1101,7 @@ impl Scripts {
             outbox_apply: s(OUTBOX_APPLY),
             outbox_done: s(OUTBOX_DONE),
             sweep: s(SWEEP),
+            bytes: s(BYTES),
             sub_create: s(SUB_CREATE),
             sub_list: s(SUB_LIST),
             sub_get: s(SUB_GET),

@@ -1491,6 +1491,73 @@ pub async fn finishing_many_deliveries_at_once(h: &dyn Harness) {
     );
 }
 
+/// Each post notifies the subscriptions as they are at that moment, however many posts went
+/// before (drivers may keep a view of a source's subscriptions between posts).
+pub async fn every_post_sees_the_current_subscriptions(h: &dyn Harness) {
+    use zaqar::model::SubscriptionUpdate;
+    let Env { s, clock } = env(h).await;
+    let Some(st) = subs(&s) else { return };
+    let qq = q("p", "cur");
+    // Takes the pending batch (finishing it) and returns its subscribers as (id, confirmed).
+    let take = || async {
+        let got = st.lease_notifications(10, 60_000).await.unwrap();
+        assert!(got.len() <= 1, "one batch per post");
+        let Some(b) = got.first() else {
+            return Vec::new();
+        };
+        for x in &b.subscribers {
+            finish(st, &b.key, &x.id, zaqar::model::DeliveryOutcome::Delivered).await;
+        }
+        b.subscribers
+            .iter()
+            .map(|x| (x.id.clone(), x.confirmed))
+            .collect::<Vec<_>>()
+    };
+    post_n(&s, qq, 1).await;
+    assert!(take().await.is_empty());
+    let a = created_id(
+        st.create_subscription("p", "cur", new_sub("http://a", 600))
+            .await
+            .unwrap(),
+    );
+    post_n(&s, qq, 1).await;
+    assert_eq!(take().await, vec![(a.clone(), false)], "a new subscription");
+    st.confirm_subscription("p", "cur", &a, true).await.unwrap();
+    post_n(&s, qq, 1).await;
+    assert_eq!(take().await, vec![(a.clone(), true)], "confirmed since");
+    let b = created_id(
+        st.create_subscription("p", "cur", new_sub("http://b", 600))
+            .await
+            .unwrap(),
+    );
+    st.update_subscription(
+        "p",
+        "cur",
+        &a,
+        SubscriptionUpdate {
+            ttl: Some(60),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    clock.advance_secs(61);
+    post_n(&s, qq, 1).await;
+    let got = take().await;
+    assert_eq!(got, vec![(b.clone(), false)], "a's new ttl ran out");
+    st.delete_subscription("p", "cur", &b).await.unwrap();
+    post_n(&s, qq, 1).await;
+    assert!(take().await.is_empty(), "deleted");
+    let c = created_id(
+        st.create_subscription("p", "cur", new_sub("http://c", 600))
+            .await
+            .unwrap(),
+    );
+    st.purge_subscriptions("p", "cur").await.unwrap();
+    post_n(&s, qq, 1).await;
+    assert!(take().await.is_empty(), "purged ({c})");
+}
+
 fn created_id(c: zaqar::model::SubscriptionCreated) -> String {
     match c {
         zaqar::model::SubscriptionCreated::New(id) => id,
@@ -1801,6 +1868,7 @@ macro_rules! conformance_tests {
             subscriptions_crud_and_uniqueness, posts_write_durable_notifications,
             concurrent_leasers_never_share_a_batch, each_post_writes_one_batch_with_its_messages,
             expired_subscriptions_are_invisible, finishing_many_deliveries_at_once,
+            every_post_sees_the_current_subscriptions,
             queue_deletion_keeps_subscriptions_and_pending_batches);
     };
     (@cases $h:expr; $($case:ident),* $(,)?) => {

@@ -46,6 +46,8 @@ const MANIFEST: &str = "MANIFEST";
 
 pub struct EmbeddedStore {
     shards: Vec<Shard>,
+    /// The post path's view of each source's subscriptions.
+    sub_cache: Arc<subs::SubCache>,
     clock: SharedClock,
     gc_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// One drain at a time per shard: a transfer is applied, then removed, without a second
@@ -315,6 +317,7 @@ impl EmbeddedStore {
         Ok(Arc::new(EmbeddedStore {
             drain_locks: opened.iter().map(|_| tokio::sync::Mutex::new(())).collect(),
             shards: opened,
+            sub_cache: Arc::default(),
             clock,
             gc_task: Mutex::new(None),
             drain_stop: Mutex::new(DrainStop::Never),
@@ -767,6 +770,7 @@ impl MessageStore for EmbeddedStore {
         );
         let clock = self.clock.clone();
         let mut messages = messages;
+        let (cache, aborts) = (self.sub_cache.clone(), self.shard(q).aborts());
         self.shard(q)
             .write(move |txn| {
                 let now = clock.now();
@@ -791,7 +795,7 @@ impl MessageStore for EmbeddedStore {
                     (rec, body.get().as_bytes())
                 });
                 let ids = append_in(txn, &p, &n, now, items)?;
-                subs::queue_notification(txn, &p, &n, now, || {
+                subs::queue_notification(txn, (&cache, &aborts), &p, &n, now, || {
                     ids.iter()
                         .zip(&messages)
                         .map(|(id, m)| NotifyMsg {

@@ -13,6 +13,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -107,6 +108,9 @@ enum Msg {
 pub(crate) struct Shard {
     pub(crate) db: Arc<Database>,
     tx: mpsc::Sender<Msg>,
+    /// How many write transactions were aborted or failed to commit: a job may keep state
+    /// derived from its transaction (see `subs::SubCache`) only together with this count.
+    aborts: Arc<AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -124,13 +128,16 @@ impl Shard {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let writer_db = db.clone();
+        let aborts = Arc::new(AtomicU64::new(0));
+        let writer_aborts = aborts.clone();
         let writer = std::thread::Builder::new()
             .name(format!("zaqar-store-{index}"))
-            .spawn(move || writer_loop(writer_db, rx))
+            .spawn(move || writer_loop(writer_db, rx, &writer_aborts))
             .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
         Ok(Shard {
             db,
             tx,
+            aborts,
             writer: Mutex::new(Some(writer)),
         })
     }
@@ -150,6 +157,11 @@ impl Shard {
             .map_err(|_| Error::Internal("The storage writer stopped unexpectedly.".into()))?
     }
 
+    /// The shard's count of aborted transactions (read it inside a write job).
+    pub(crate) fn aborts(&self) -> Arc<AtomicU64> {
+        self.aborts.clone()
+    }
+
     /// A consistent snapshot of committed data.
     pub(crate) fn read(&self) -> Result<ReadTransaction> {
         use redb::ReadableDatabase;
@@ -166,7 +178,7 @@ impl Shard {
     }
 }
 
-fn writer_loop(db: Arc<Database>, mut rx: mpsc::Receiver<Msg>) {
+fn writer_loop(db: Arc<Database>, mut rx: mpsc::Receiver<Msg>, aborts: &AtomicU64) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     loop {
         let mut shutdown = false;
@@ -190,8 +202,8 @@ fn writer_loop(db: Arc<Database>, mut rx: mpsc::Receiver<Msg>) {
                 }
             }
         }
-        if !batch.is_empty() {
-            commit_batch(&db, std::mem::take(&mut batch));
+        if !batch.is_empty() && commit_batch(&db, std::mem::take(&mut batch)).is_err() {
+            aborts.fetch_add(1, Ordering::AcqRel);
         }
         if shutdown {
             return;
@@ -199,7 +211,8 @@ fn writer_loop(db: Arc<Database>, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-fn commit_batch(db: &Database, jobs: Vec<Box<dyn Job>>) {
+/// Runs and commits one batch; `Err` when nothing of it was kept.
+fn commit_batch(db: &Database, jobs: Vec<Box<dyn Job>>) -> Result<()> {
     let txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
@@ -207,7 +220,7 @@ fn commit_batch(db: &Database, jobs: Vec<Box<dyn Job>>) {
             for j in jobs {
                 j.fail(err.clone());
             }
-            return;
+            return Err(err);
         }
     };
     let mut done: Vec<Box<dyn Done>> = Vec::with_capacity(jobs.len());
@@ -230,4 +243,5 @@ fn commit_batch(db: &Database, jobs: Vec<Box<dyn Job>>) {
     for d in done {
         d.deliver(outcome.clone());
     }
+    outcome
 }

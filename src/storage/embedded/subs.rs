@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
@@ -50,33 +52,129 @@ fn not_found(id: &str) -> Error {
     Error::not_found(format!("Subscription {id} could not be found."))
 }
 
+/// The most sources whose subscriptions [`SubCache`] keeps (all are dropped past it).
+const SUB_CACHE_SOURCES: usize = 10_000;
+
+/// One subscription as the post path needs it.
+pub(super) struct SubBrief {
+    id: String,
+    expires: Millis,
+    confirmed: bool,
+}
+
+struct CachedSubs {
+    /// The shard's abort count when the entry was read.
+    aborts: u64,
+    subs: Arc<[SubBrief]>,
+}
+
+/// Each source's subscriptions (id, expiry, confirmed) for the post path, so a post to a source
+/// with many subscribers does not decode every subscription record. A source's entry is read
+/// and changed only inside write jobs of the source's shard (one writer thread): jobs that
+/// change a source's subscriptions forget its entry, and an entry read in a transaction that was
+/// later aborted is ignored, since it may hold changes that were rolled back. Expired
+/// subscriptions stay in an entry and are skipped by time.
+#[derive(Default)]
+pub(super) struct SubCache {
+    sources: Mutex<CachedSources>,
+}
+
+/// Entries by project, then source; and how many there are.
+#[derive(Default)]
+struct CachedSources {
+    count: usize,
+    by_project: HashMap<String, HashMap<String, CachedSubs>>,
+}
+
+impl SubCache {
+    fn get(&self, p: &str, n: &str, aborts: u64) -> Option<Arc<[SubBrief]>> {
+        let g = self.sources.lock().unwrap();
+        let e = g.by_project.get(p)?.get(n)?;
+        (e.aborts == aborts).then(|| e.subs.clone())
+    }
+
+    fn put(&self, p: &str, n: &str, aborts: u64, subs: Arc<[SubBrief]>) {
+        let mut g = self.sources.lock().unwrap();
+        if g.count >= SUB_CACHE_SOURCES {
+            *g = CachedSources::default();
+        }
+        let prev = g
+            .by_project
+            .entry(p.to_string())
+            .or_default()
+            .insert(n.to_string(), CachedSubs { aborts, subs });
+        if prev.is_none() {
+            g.count += 1;
+        }
+    }
+
+    /// Called by every write job that changes the subscriptions of the source.
+    pub(super) fn forget(&self, p: &str, n: &str) {
+        let mut g = self.sources.lock().unwrap();
+        let Some(of_project) = g.by_project.get_mut(p) else {
+            return;
+        };
+        let removed = of_project.remove(n).is_some();
+        if of_project.is_empty() {
+            g.by_project.remove(p);
+        }
+        if removed {
+            g.count -= 1;
+        }
+    }
+}
+
+/// The subscriptions of a source as `txn` sees them, from the cache when it is current.
+fn source_subs(
+    txn: &WriteTransaction,
+    cache: &SubCache,
+    aborts: &AtomicU64,
+    p: &str,
+    n: &str,
+) -> Result<Arc<[SubBrief]>> {
+    let gen = aborts.load(Ordering::Acquire);
+    if let Some(subs) = cache.get(p, n, gen) {
+        return Ok(subs);
+    }
+    let table = txn.open_table(SUBS).map_err(se)?;
+    let succ = successor(n);
+    let mut out = Vec::new();
+    for e in table
+        .range((p, n, "")..(p, succ.as_str(), ""))
+        .map_err(se)?
+    {
+        let (k, v) = e.map_err(se)?;
+        let r: SubRecord = decode(v.value())?;
+        out.push(SubBrief {
+            id: k.value().2.to_string(),
+            expires: r.expires,
+            confirmed: r.confirmed,
+        });
+    }
+    let subs: Arc<[SubBrief]> = out.into();
+    cache.put(p, n, gen, subs.clone());
+    Ok(subs)
+}
+
 /// Queues a notification batch for the unexpired subscriptions of a source, inside the
 /// transaction that stores the messages.
 pub(super) fn queue_notification(
     txn: &WriteTransaction,
+    (cache, aborts): (&SubCache, &AtomicU64),
     p: &str,
     n: &str,
     now: Millis,
     messages: impl FnOnce() -> Vec<NotifyMsg>,
 ) -> Result<()> {
+    let subs = source_subs(txn, cache, aborts, p, n)?;
     let mut unconfirmed = Vec::new();
-    let pending: Vec<String> = {
-        let subs = txn.open_table(SUBS).map_err(se)?;
-        let succ = successor(n);
-        let mut ids = Vec::new();
-        for e in subs.range((p, n, "")..(p, succ.as_str(), "")).map_err(se)? {
-            let (k, v) = e.map_err(se)?;
-            let r: SubRecord = decode(v.value())?;
-            if r.expires > now {
-                let id = k.value().2.to_string();
-                if !r.confirmed {
-                    unconfirmed.push(id.clone());
-                }
-                ids.push(id);
-            }
+    let mut pending = Vec::new();
+    for s in subs.iter().filter(|s| s.expires > now) {
+        if !s.confirmed {
+            unconfirmed.push(s.id.clone());
         }
-        ids
-    };
+        pending.push(s.id.clone());
+    }
     if pending.is_empty() {
         return Ok(());
     }
@@ -116,6 +214,23 @@ impl EmbeddedStore {
     fn sub_shard(&self, project: &str, source: &str) -> usize {
         self.shard_index(QueueRef::new(project, source))
     }
+
+    /// A write job that may change the subscriptions of a source: the post path's cached view
+    /// of them is forgotten in the same job, whatever the outcome.
+    async fn write_subs<R, F>(&self, project: &str, source: &str, f: F) -> Result<R>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let cache = self.sub_cache.clone();
+        let (p, n) = (project.to_string(), source.to_string());
+        self.shards[self.sub_shard(project, source)]
+            .write(move |txn| {
+                cache.forget(&p, &n);
+                f(txn)
+            })
+            .await
+    }
 }
 
 #[async_trait]
@@ -129,68 +244,67 @@ impl SubscriptionStore for EmbeddedStore {
         let (p, n) = (project.to_string(), source.to_string());
         let clock = self.clock.clone();
         let options = serde_json::to_string(&sub.options).map_err(se)?;
-        self.shards[self.sub_shard(project, source)]
-            .write(move |txn| {
-                let now = clock.now();
-                let mut uris = txn.open_table(SUB_URIS).map_err(se)?;
-                let mut subs = txn.open_table(SUBS).map_err(se)?;
-                let uri_key = (p.as_str(), n.as_str(), sub.subscriber.as_str());
-                let existing = uris
-                    .get(uri_key)
+        self.write_subs(project, source, move |txn| {
+            let now = clock.now();
+            let mut uris = txn.open_table(SUB_URIS).map_err(se)?;
+            let mut subs = txn.open_table(SUBS).map_err(se)?;
+            let uri_key = (p.as_str(), n.as_str(), sub.subscriber.as_str());
+            let existing = uris
+                .get(uri_key)
+                .map_err(se)?
+                .map(|g| g.value().to_string());
+            if let Some(id) = existing {
+                let live = match subs
+                    .get((p.as_str(), n.as_str(), id.as_str()))
                     .map_err(se)?
-                    .map(|g| g.value().to_string());
-                if let Some(id) = existing {
-                    let live = match subs
-                        .get((p.as_str(), n.as_str(), id.as_str()))
-                        .map_err(se)?
-                    {
-                        Some(g) => Some(decode::<SubRecord>(g.value())?),
-                        None => None,
-                    }
-                    .filter(|r| r.expires > now);
-                    if let Some(r) = live {
-                        return Ok(if r.confirmed {
-                            SubscriptionCreated::ExistingConfirmed(id)
-                        } else {
-                            SubscriptionCreated::ExistingUnconfirmed(id)
-                        });
-                    }
-                    // An expired subscription with that URI: replace it.
-                    subs.remove((p.as_str(), n.as_str(), id.as_str()))
-                        .map_err(se)?;
+                {
+                    Some(g) => Some(decode::<SubRecord>(g.value())?),
+                    None => None,
                 }
-                // Ids sort in creation order: a per-shard sequence, then a random part.
-                let mut counters = txn.open_table(COUNTERS).map_err(se)?;
-                let seq = counters
-                    .get(SUB_SEQ)
-                    .map_err(se)?
-                    .map(|g| g.value())
-                    .unwrap_or(0)
-                    + 1;
-                counters.insert(SUB_SEQ, seq).map_err(se)?;
-                let id = format!("{seq:016x}{:016x}", rand::random::<u64>());
-                let secret = format!("{:032x}", rand::random::<u128>());
-                let rec = SubRecord {
-                    subscriber: sub.subscriber.clone(),
-                    ttl: sub.ttl,
-                    created: now,
-                    expires: now.saturating_add(secs(sub.ttl)),
-                    options,
-                    confirmed: sub.confirmed,
-                    secret,
-                    delivered: 0,
-                    failed: 0,
-                    last_error: None,
-                };
-                subs.insert(
-                    (p.as_str(), n.as_str(), id.as_str()),
-                    encode(&rec)?.as_slice(),
-                )
-                .map_err(se)?;
-                uris.insert(uri_key, id.as_str()).map_err(se)?;
-                Ok(SubscriptionCreated::New(id))
-            })
-            .await
+                .filter(|r| r.expires > now);
+                if let Some(r) = live {
+                    return Ok(if r.confirmed {
+                        SubscriptionCreated::ExistingConfirmed(id)
+                    } else {
+                        SubscriptionCreated::ExistingUnconfirmed(id)
+                    });
+                }
+                // An expired subscription with that URI: replace it.
+                subs.remove((p.as_str(), n.as_str(), id.as_str()))
+                    .map_err(se)?;
+            }
+            // Ids sort in creation order: a per-shard sequence, then a random part.
+            let mut counters = txn.open_table(COUNTERS).map_err(se)?;
+            let seq = counters
+                .get(SUB_SEQ)
+                .map_err(se)?
+                .map(|g| g.value())
+                .unwrap_or(0)
+                + 1;
+            counters.insert(SUB_SEQ, seq).map_err(se)?;
+            let id = format!("{seq:016x}{:016x}", rand::random::<u64>());
+            let secret = format!("{:032x}", rand::random::<u128>());
+            let rec = SubRecord {
+                subscriber: sub.subscriber.clone(),
+                ttl: sub.ttl,
+                created: now,
+                expires: now.saturating_add(secs(sub.ttl)),
+                options,
+                confirmed: sub.confirmed,
+                secret,
+                delivered: 0,
+                failed: 0,
+                last_error: None,
+            };
+            subs.insert(
+                (p.as_str(), n.as_str(), id.as_str()),
+                encode(&rec)?.as_slice(),
+            )
+            .map_err(se)?;
+            uris.insert(uri_key, id.as_str()).map_err(se)?;
+            Ok(SubscriptionCreated::New(id))
+        })
+        .await
     }
 
     async fn list_subscriptions(
@@ -259,8 +373,7 @@ impl SubscriptionStore for EmbeddedStore {
             .map(serde_json::to_string)
             .transpose()
             .map_err(se)?;
-        self.shards[self.sub_shard(project, source)]
-            .write(move |txn| {
+        self.write_subs(project, source, move |txn| {
                 let now = clock.now();
                 let mut subs = txn.open_table(SUBS).map_err(se)?;
                 let key = (p.as_str(), n.as_str(), id.as_str());
@@ -315,23 +428,22 @@ impl SubscriptionStore for EmbeddedStore {
 
     async fn delete_subscription(&self, project: &str, source: &str, id: &str) -> Result<()> {
         let (p, n, id) = (project.to_string(), source.to_string(), id.to_string());
-        self.shards[self.sub_shard(project, source)]
-            .write(move |txn| {
-                let mut subs = txn.open_table(SUBS).map_err(se)?;
-                let removed = subs
-                    .remove((p.as_str(), n.as_str(), id.as_str()))
+        self.write_subs(project, source, move |txn| {
+            let mut subs = txn.open_table(SUBS).map_err(se)?;
+            let removed = subs
+                .remove((p.as_str(), n.as_str(), id.as_str()))
+                .map_err(se)?
+                .map(|g| decode::<SubRecord>(g.value()))
+                .transpose()?;
+            if let Some(r) = removed {
+                txn.open_table(SUB_URIS)
                     .map_err(se)?
-                    .map(|g| decode::<SubRecord>(g.value()))
-                    .transpose()?;
-                if let Some(r) = removed {
-                    txn.open_table(SUB_URIS)
-                        .map_err(se)?
-                        .remove((p.as_str(), n.as_str(), r.subscriber.as_str()))
-                        .map_err(se)?;
-                }
-                Ok(())
-            })
-            .await
+                    .remove((p.as_str(), n.as_str(), r.subscriber.as_str()))
+                    .map_err(se)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn confirm_subscription(
@@ -343,46 +455,44 @@ impl SubscriptionStore for EmbeddedStore {
     ) -> Result<bool> {
         let (p, n, id) = (project.to_string(), source.to_string(), id.to_string());
         let clock = self.clock.clone();
-        self.shards[self.sub_shard(project, source)]
-            .write(move |txn| {
-                let mut subs = txn.open_table(SUBS).map_err(se)?;
-                let key = (p.as_str(), n.as_str(), id.as_str());
-                let mut r: SubRecord = match subs.get(key).map_err(se)? {
-                    Some(g) => decode(g.value())?,
-                    None => return Ok(false),
-                };
-                if r.expires <= clock.now() {
-                    return Ok(false);
-                }
-                r.confirmed = confirmed;
-                subs.insert(key, encode(&r)?.as_slice()).map_err(se)?;
-                Ok(true)
-            })
-            .await
+        self.write_subs(project, source, move |txn| {
+            let mut subs = txn.open_table(SUBS).map_err(se)?;
+            let key = (p.as_str(), n.as_str(), id.as_str());
+            let mut r: SubRecord = match subs.get(key).map_err(se)? {
+                Some(g) => decode(g.value())?,
+                None => return Ok(false),
+            };
+            if r.expires <= clock.now() {
+                return Ok(false);
+            }
+            r.confirmed = confirmed;
+            subs.insert(key, encode(&r)?.as_slice()).map_err(se)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn purge_subscriptions(&self, project: &str, source: &str) -> Result<()> {
         let (p, n) = (project.to_string(), source.to_string());
-        self.shards[self.sub_shard(project, source)]
-            .write(move |txn| {
-                let succ = successor(&n);
-                txn.open_table(SUBS)
-                    .map_err(se)?
-                    .retain_in(
-                        (p.as_str(), n.as_str(), "")..(p.as_str(), succ.as_str(), ""),
-                        |_, _| false,
-                    )
-                    .map_err(se)?;
-                txn.open_table(SUB_URIS)
-                    .map_err(se)?
-                    .retain_in(
-                        (p.as_str(), n.as_str(), "")..(p.as_str(), succ.as_str(), ""),
-                        |_, _| false,
-                    )
-                    .map_err(se)?;
-                Ok(())
-            })
-            .await
+        self.write_subs(project, source, move |txn| {
+            let succ = successor(&n);
+            txn.open_table(SUBS)
+                .map_err(se)?
+                .retain_in(
+                    (p.as_str(), n.as_str(), "")..(p.as_str(), succ.as_str(), ""),
+                    |_, _| false,
+                )
+                .map_err(se)?;
+            txn.open_table(SUB_URIS)
+                .map_err(se)?
+                .retain_in(
+                    (p.as_str(), n.as_str(), "")..(p.as_str(), succ.as_str(), ""),
+                    |_, _| false,
+                )
+                .map_err(se)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn lease_notifications(

@@ -185,7 +185,9 @@ async fn liveness_readiness_and_request_metrics() {
     assert_eq!(r.status(), 404);
     let after = s.metrics().await;
     let delta = |series: &str| value(&after, series) - value(&before, series);
-    assert_eq!(delta(posted), 1.0, "{after}");
+    // The registry is process-wide and other tests of this binary post at the same time, so
+    // counters only ever grow by at least this test's own requests.
+    assert!(delta(posted) >= 1.0, "{after}");
     assert!(delta("zaqar_messages_posted_total") >= 3.0);
     assert!(delta("zaqar_messages_claimed_total") >= 2.0);
     assert!(delta("zaqar_claims_created_total") >= 1.0);

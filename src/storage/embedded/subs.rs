@@ -727,3 +727,92 @@ pub(super) fn release_leases(notify: &mut redb::Table<u64, &[u8]>) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::FutureExt;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::EmbeddedStoreConfig;
+    use crate::model::NewMessage;
+    use crate::storage::MessageStore;
+
+    fn one_message() -> Vec<NewMessage> {
+        vec![NewMessage {
+            body: RawValue::from_string("1".into()).unwrap(),
+            ttl: 300,
+            delay: 0,
+            checksum: None,
+            encrypted: false,
+        }]
+    }
+
+    /// A confirmation rolled back with its group commit must not leak into later posts through
+    /// the post path's cached view (which a post in the same group commit refreshed).
+    #[tokio::test]
+    async fn cached_subscriptions_read_in_an_aborted_commit_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = EmbeddedStoreConfig {
+            path: dir.path().to_path_buf(),
+            shards: 1,
+            cache_size_mb: 8,
+            gc_interval_secs: 3600,
+        };
+        let s = EmbeddedStore::open(&cfg, Arc::new(ManualClock::default())).unwrap();
+        let q = QueueRef::new("p", "n");
+        let sub = NewSubscription {
+            subscriber: "http://x".into(),
+            ttl: 600,
+            options: Default::default(),
+            confirmed: false,
+        };
+        let SubscriptionCreated::New(id) = s.create_subscription("p", "n", sub).await.unwrap()
+        else {
+            panic!("expected a new subscription")
+        };
+        // Hold the writer, then queue (in this order) a confirmation, a post that refreshes the
+        // cached view inside the same transaction, and a job that fails the whole commit.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (entered, started) = std::sync::mpsc::channel::<()>();
+        let blocker = s.shards[0].write(move |_| {
+            entered.send(()).unwrap();
+            held.recv().unwrap();
+            Ok(())
+        });
+        let mut blocker = Box::pin(blocker);
+        assert!(blocker.as_mut().now_or_never().is_none());
+        started.recv().unwrap(); // the writer is inside the blocker's transaction
+        let mut confirm = Box::pin(s.confirm_subscription("p", "n", &id, true));
+        let mut post = Box::pin(s.post_messages(q, "c", one_message()));
+        let mut poison = Box::pin(
+            s.shards[0].write(|_| -> Result<()> { Err(Error::Internal("injected".into())) }),
+        );
+        assert!(confirm.as_mut().now_or_never().is_none());
+        assert!(post.as_mut().now_or_never().is_none());
+        assert!(poison.as_mut().now_or_never().is_none());
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        assert!(confirm.await.is_err(), "rolled back");
+        assert!(post.await.is_err(), "rolled back");
+        assert!(poison.await.is_err());
+        assert!(
+            !s.get_subscription("p", "n", &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .confirmed
+        );
+        // The next post must see the subscription as stored: unconfirmed.
+        s.post_messages(q, "c", one_message()).await.unwrap();
+        let leased = s.lease_notifications(10, 60_000).await.unwrap();
+        assert_eq!(leased.len(), 1);
+        assert_eq!(leased[0].subscribers.len(), 1);
+        assert!(
+            !leased[0].subscribers[0].confirmed,
+            "as stored, not as rolled back"
+        );
+    }
+}

@@ -321,6 +321,16 @@ async fn admins_set_read_and_remove_project_limits() {
     expect_error(r, 403, "Not authorized", Some("at most 1 queues")).await;
     let r = post_sized(&s, "/v2/queues/one/messages", &[60]).await;
     expect_error(r, 403, "Not authorized", Some("at most 50")).await;
+    // What the project uses, with its limits.
+    let r = post_sized(&s, "/v2/queues/one/messages", &[20]).await;
+    assert_eq!(r.status().as_u16(), 201);
+    let r = post_sized(&s, "/v2/topics/news/messages", &[25]).await;
+    assert_eq!(r.status().as_u16(), 201);
+    let r = as_admin(&s, Method::GET, path).send().await.unwrap();
+    assert_eq!(
+        common::json_of(r).await["usage"],
+        json!({"queues": 1, "topics": 1, "bytes": 45})
+    );
     // A rate for another project: a burst of one request (twice 0.5), then one every two
     // seconds.
     let r = as_admin(&s, Method::PUT, "/v2/quotas/slow")
@@ -357,6 +367,10 @@ async fn admins_set_read_and_remove_project_limits() {
         .map(|q| q["project"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(projects, ["slow", "test-project"]);
+    assert!(
+        list["quotas"][0].get("usage").is_none(),
+        "usage is shown for one project only"
+    );
     let next = list["links"][0]["href"].as_str().unwrap();
     assert!(next.contains("marker=test-project"), "{next}");
     let r = as_admin(&s, Method::GET, "/v2/quotas?marker=slow")

@@ -51,7 +51,7 @@ fn limits_json(l: &Limits) -> Value {
 }
 
 /// The wire shape of a project's limits: `quota` is its management-store entry (only the
-/// fields it sets), `effective` the limits in force.
+/// fields it sets), `effective` the limits in force, `usage` (one project only) what it uses.
 pub fn quota_json(v: &QuotaView) -> Value {
     let e = &v.entry;
     let mut quota = Map::new();
@@ -73,12 +73,16 @@ pub fn quota_json(v: &QuotaView) -> Value {
             quota.insert(k.into(), rate(x));
         }
     }
-    json!({
+    let mut out = json!({
         "project": v.project,
         "quota": quota,
         "effective": limits_json(&v.effective),
         "href": format!("/v2/quotas/{}", segment(&v.project)),
-    })
+    });
+    if let Some(u) = v.usage {
+        out["usage"] = json!({"queues": u.queues, "topics": u.topics, "bytes": u.bytes});
+    }
+    out
 }
 
 pub async fn list_quotas(
@@ -142,8 +146,10 @@ mod tests {
                 requests_per_second: 5.0,
                 ..Default::default()
             },
+            usage: None,
         };
         let j = quota_json(&v);
+        assert!(j.get("usage").is_none());
         assert_eq!(j["quota"], json!({"max_bytes": 10}));
         assert_eq!(j["effective"]["requests_per_second"], json!(5));
         assert_eq!(j["href"], "/v2/quotas/p");

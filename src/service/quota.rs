@@ -370,6 +370,17 @@ pub struct QuotaView {
     pub entry: ProjectQuota,
     /// The limits in force: the entry over the overrides file or the global values.
     pub effective: Limits,
+    /// What the project uses now (shown for one project, not in listings).
+    pub usage: Option<ProjectUsage>,
+}
+
+/// A project's use of what its limits cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectUsage {
+    pub queues: u64,
+    pub topics: u64,
+    /// Stored message bytes of its queues and topics (as the byte quota counts them).
+    pub bytes: u64,
 }
 
 const QUOTA_KEYS: [&str; 5] = [
@@ -485,7 +496,23 @@ impl Service {
             project: project.to_string(),
             effective: self.options.quotas.base_limits(project).with(&entry),
             entry,
+            usage: None,
         }
+    }
+
+    async fn project_usage(&self, project: &str) -> Result<ProjectUsage> {
+        let topics = super::subscriptions::topic_project(project);
+        let (queues, topic_count, queue_bytes, topic_bytes) = tokio::try_join!(
+            self.store.count_queues(project),
+            self.store.count_queues(&topics),
+            self.store.project_bytes(project),
+            self.store.project_bytes(&topics)
+        )?;
+        Ok(ProjectUsage {
+            queues,
+            topics: topic_count,
+            bytes: queue_bytes.saturating_add(topic_bytes),
+        })
     }
 
     /// `GET /v2/quotas`: projects with an entry in the management store, in byte order.
@@ -504,7 +531,7 @@ impl Service {
             .collect())
     }
 
-    /// `GET /v2/quotas/{project}`: the entry (if any) and the limits in force.
+    /// `GET /v2/quotas/{project}`: the entry (if any), the limits in force and the usage.
     pub async fn get_quota(&self, project: &str) -> Result<QuotaView> {
         let store = self.quota_store()?;
         check_project(project)?;
@@ -512,7 +539,9 @@ impl Service {
         self.options
             .quotas
             .remember(project, entry, self.clock.now());
-        Ok(self.quota_view(project, entry))
+        let mut view = self.quota_view(project, entry);
+        view.usage = Some(self.project_usage(project).await?);
+        Ok(view)
     }
 
     /// `PUT /v2/quotas/{project}`: replaces the project's entry; fields left out (or null) are

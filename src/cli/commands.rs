@@ -11,18 +11,7 @@ use super::{
     TopicCmd,
 };
 
-/// Percent-encodes one path segment.
-pub fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::http::path_segment as seg;
 
 /// Parses a JSON argument.
 pub fn parse_json(what: &str, text: &str) -> Result<Value> {

@@ -580,6 +580,20 @@ async fn guard(
     }
 }
 
+/// Percent-encodes one path segment: every byte but `A-Za-z0-9-._~` (used in hrefs the server
+/// builds from stored names, and by the CLI).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,19 +18,6 @@ use crate::service::quota::{Limits, QuotaView};
 
 type St = State<Arc<AppState>>;
 
-/// A path segment: bytes other than `A-Za-z0-9._~-` percent-encoded.
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A rate as JSON: whole numbers without a fraction.
 fn rate(v: f64) -> Value {
     if v.fract() == 0.0 && v.abs() < 9.0e15 {
@@ -77,7 +64,7 @@ pub fn quota_json(v: &QuotaView) -> Value {
         "project": v.project,
         "quota": quota,
         "effective": limits_json(&v.effective),
-        "href": format!("/v2/quotas/{}", segment(&v.project)),
+        "href": format!("/v2/quotas/{}", super::path_segment(&v.project)),
     });
     if let Some(u) = v.usage {
         out["usage"] = json!({"queues": u.queues, "topics": u.topics, "bytes": u.bytes});
@@ -132,7 +119,7 @@ mod tests {
 
     #[test]
     fn shapes() {
-        assert_eq!(segment("a b/c-d"), "a%20b%2Fc-d");
+        assert_eq!(crate::http::path_segment("a b/c-d"), "a%20b%2Fc-d");
         assert_eq!(rate(2.0), json!(2));
         assert_eq!(rate(0.5), json!(0.5));
         let v = QuotaView {

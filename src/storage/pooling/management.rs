@@ -174,6 +174,38 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// Up to `limit` records of a name-keyed table with keys after `marker`, in key order.
+fn page_after<T: serde::de::DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<&str, &[u8]>,
+    marker: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, T)>> {
+    let t = txn.open_table(def).map_err(se)?;
+    let range = match marker {
+        Some(m) => t.range::<&str>((std::ops::Bound::Excluded(m), std::ops::Bound::Unbounded)),
+        None => t.range::<&str>(..),
+    }
+    .map_err(se)?;
+    let mut out = Vec::new();
+    for row in range.take(limit) {
+        let (k, v) = row.map_err(se)?;
+        out.push((k.value().to_string(), decode(v.value())?));
+    }
+    Ok(out)
+}
+
+/// The record of a name-keyed table under `key`.
+fn get_decoded<T: serde::de::DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<&str, &[u8]>,
+    key: &str,
+) -> Result<Option<T>> {
+    let t = txn.open_table(def).map_err(se)?;
+    let v = t.get(key).map_err(se)?;
+    v.map(|v| decode(v.value())).transpose()
+}
+
 fn all_pools_in(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Vec<Pool>> {
     let mut out = Vec::new();
     for row in t.iter().map_err(se)? {
@@ -192,38 +224,15 @@ impl ManagementStore for EmbeddedManagement {
     async fn list_pools(&self, marker: Option<&str>, limit: usize) -> Result<Vec<Pool>> {
         let marker = marker.map(str::to_string);
         self.read(move |txn| {
-            let t = txn.open_table(POOLS).map_err(se)?;
-            let mut out = Vec::new();
-            let range = match &marker {
-                Some(m) => t.range::<&str>((
-                    std::ops::Bound::Excluded(m.as_str()),
-                    std::ops::Bound::Unbounded,
-                )),
-                None => t.range::<&str>(..),
-            }
-            .map_err(se)?;
-            for row in range {
-                if out.len() >= limit {
-                    break;
-                }
-                let (_, v) = row.map_err(se)?;
-                out.push(decode::<Pool>(v.value())?);
-            }
-            Ok(out)
+            let page = page_after::<Pool>(txn, POOLS, marker.as_deref(), limit)?;
+            Ok(page.into_iter().map(|(_, p)| p).collect())
         })
         .await
     }
 
     async fn get_pool(&self, name: &str) -> Result<Option<Pool>> {
         let name = name.to_string();
-        self.read(move |txn| {
-            let t = txn.open_table(POOLS).map_err(se)?;
-            match t.get(name.as_str()).map_err(se)? {
-                Some(v) => Ok(Some(decode(v.value())?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.read(move |txn| get_decoded(txn, POOLS, &name)).await
     }
 
     async fn put_pool(&self, pool: &Pool) -> Result<()> {
@@ -415,39 +424,14 @@ impl ManagementStore for EmbeddedManagement {
         limit: usize,
     ) -> Result<Vec<(String, ProjectQuota)>> {
         let marker = marker.map(str::to_string);
-        self.read(move |txn| {
-            let t = txn.open_table(QUOTAS).map_err(se)?;
-            let range = match &marker {
-                Some(m) => t.range::<&str>((
-                    std::ops::Bound::Excluded(m.as_str()),
-                    std::ops::Bound::Unbounded,
-                )),
-                None => t.range::<&str>(..),
-            }
-            .map_err(se)?;
-            let mut out = Vec::new();
-            for row in range {
-                if out.len() >= limit {
-                    break;
-                }
-                let (k, v) = row.map_err(se)?;
-                out.push((k.value().to_string(), decode(v.value())?));
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |txn| page_after(txn, QUOTAS, marker.as_deref(), limit))
+            .await
     }
 
     async fn get_quota(&self, project: &str) -> Result<Option<ProjectQuota>> {
         let project = project.to_string();
-        self.read(move |txn| {
-            let t = txn.open_table(QUOTAS).map_err(se)?;
-            match t.get(project.as_str()).map_err(se)? {
-                Some(v) => Ok(Some(decode(v.value())?)),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.read(move |txn| get_decoded(txn, QUOTAS, &project))
+            .await
     }
 
     async fn put_quota(&self, project: &str, quota: &ProjectQuota) -> Result<()> {

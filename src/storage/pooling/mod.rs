@@ -993,13 +993,11 @@ impl SubscriptionStore for PooledStore {
         // Every pool is tried even when one fails; the first error is reported.
         let mut first_err = None;
         for (pool, entries) in per_pool {
-            let r = match self.driver(&pool).await {
-                Ok(d) => match subs_of(&d) {
-                    Ok(s) => s.finish_notifications(entries).await,
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
+            let r = async {
+                let d = self.driver(&pool).await?;
+                subs_of(&d)?.finish_notifications(entries).await
+            }
+            .await;
             if let Err(e) = r {
                 first_err.get_or_insert(e);
             }

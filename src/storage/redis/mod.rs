@@ -440,20 +440,34 @@ impl RedisStore {
         }
     }
 
+    /// Up to `count` queue names of the project's index after `after` (exclusive), in byte
+    /// order.
+    async fn queue_names_after(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<String>> {
+        let start = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
+        let mut range = redis::cmd("ZRANGEBYLEX");
+        range
+            .arg(self.keys.project_index(project))
+            .arg(start)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(count);
+        self.query(&range).await
+    }
+
     async fn sweep_project(&self, project: &str) -> Result<usize> {
         let idx = self.keys.project_index(project);
         let mut removed = 0;
-        let mut start = "-".to_string();
+        let mut after: Option<String> = None;
         loop {
-            let mut range = redis::cmd("ZRANGEBYLEX");
-            range
-                .arg(&idx)
-                .arg(&start)
-                .arg("+")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(100);
-            let names: Vec<String> = self.query(&range).await?;
+            let names = self
+                .queue_names_after(project, after.as_deref(), 100)
+                .await?;
             for name in &names {
                 let q = QueueRef::new(project, name);
                 let mut inv = self.scripts.sweep.key(self.qkey(q));
@@ -477,7 +491,7 @@ impl RedisStore {
                 }
             }
             match names.last() {
-                Some(last) if names.len() == 100 => start = format!("({last}"),
+                Some(last) if names.len() == 100 => after = Some(last.clone()),
                 _ => break,
             }
         }
@@ -575,26 +589,16 @@ impl QueueStore for RedisStore {
         if limit == 0 {
             return Ok(out);
         }
-        let idx = self.keys.project_index(project);
-        let mut start: Vec<u8> = match marker {
-            Some(m) => [b"(".as_slice(), m.as_bytes()].concat(),
-            None => b"-".to_vec(),
-        };
+        let mut after = marker.map(str::to_string);
         let chunk = if filter.is_empty() {
             limit.min(1000)
         } else {
             limit.clamp(100, 1000)
         };
         loop {
-            let mut range = redis::cmd("ZRANGEBYLEX");
-            range
-                .arg(&idx)
-                .arg(&start)
-                .arg("+")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(chunk);
-            let names: Vec<String> = self.query(&range).await?;
+            let names = self
+                .queue_names_after(project, after.as_deref(), chunk)
+                .await?;
             let infos = futures_util::future::join_all(
                 names
                     .iter()
@@ -612,9 +616,7 @@ impl QueueStore for RedisStore {
                 }
             }
             match names.last() {
-                Some(last) if names.len() == chunk => {
-                    start = [b"(".as_slice(), last.as_bytes()].concat()
-                }
+                Some(last) if names.len() == chunk => after = Some(last.clone()),
                 _ => return Ok(out),
             }
         }
@@ -629,20 +631,13 @@ impl QueueStore for RedisStore {
     /// The queues of the project's index, each asked for its bytes by its own script (in its
     /// own slot), a page of queues at a time.
     async fn project_bytes(&self, project: &str) -> Result<u64> {
-        let idx = self.keys.project_index(project);
         let now = self.clock.now();
         let mut sum: u64 = 0;
-        let mut start = "-".to_string();
+        let mut after: Option<String> = None;
         loop {
-            let mut range = redis::cmd("ZRANGEBYLEX");
-            range
-                .arg(&idx)
-                .arg(&start)
-                .arg("+")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(100);
-            let names: Vec<String> = self.query(&range).await?;
+            let names = self
+                .queue_names_after(project, after.as_deref(), 100)
+                .await?;
             let counts = futures_util::future::join_all(names.iter().map(|n| async move {
                 let mut inv = self.scripts.bytes.key(self.qkey(QueueRef::new(project, n)));
                 inv.arg(now);
@@ -653,7 +648,7 @@ impl QueueStore for RedisStore {
                 sum = sum.saturating_add(c?.parse::<u64>().unwrap_or(0));
             }
             match names.last() {
-                Some(last) if names.len() == 100 => start = format!("({last}"),
+                Some(last) if names.len() == 100 => after = Some(last.clone()),
                 _ => return Ok(sum),
             }
         }

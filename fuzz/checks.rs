@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
-use zaqar::auth::signing;
+use zaqar::signing;
 use zaqar::clock::SystemClock;
 use zaqar::config::{Config, Origin, RawConfig};
 use zaqar::error::Error;

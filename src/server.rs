@@ -24,7 +24,7 @@ use crate::ws::WebSocketServer;
 fn keystone(
     config: &Config,
     clock: SharedClock,
-) -> Result<Option<Arc<crate::auth::keystone::Keystone>>> {
+) -> Result<Option<Arc<dyn crate::identity::IdentityProvider>>> {
     if config.auth_strategy != "keystone" {
         return Ok(None);
     }
@@ -42,7 +42,7 @@ fn keystone(
         cache_size: k.cache_size,
     };
     crate::auth::keystone::Keystone::new(cfg, clock)
-        .map(|k| Some(Arc::new(k)))
+        .map(|k| Some(Arc::new(k) as Arc<dyn crate::identity::IdentityProvider>))
         .map_err(Error::Invalid)
 }
 
@@ -108,8 +108,8 @@ impl App {
                 .signed_url_key
                 .as_ref()
                 .map(|k| k.0.as_bytes().to_vec()),
-            keystone: keystone(&config, clock.clone())?,
-            policy: crate::auth::policy::Policy::load(config.policy_file.as_deref())
+            identity: keystone(&config, clock.clone())?,
+            policy: crate::policy::Policy::load(config.policy_file.as_deref())
                 .map_err(Error::Invalid)?,
             notification: config.notification.clone(),
             quotas: Arc::new(quotas(&config, pools.as_ref())?),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 use zaqar::clock::{Clock, ManualClock};
 use zaqar::error::Error;
-use zaqar::service::waiters::Hub;
+use zaqar::hub::Hub;
 use zaqar::storage::postgres::PostgresStore;
 use zaqar::storage::{ClaimStore, DataStore, MessageStore, QueueStore};
 

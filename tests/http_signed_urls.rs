@@ -5,7 +5,7 @@ mod common;
 use common::{expect_error, json_of, TestServer, CLIENT, PROJECT};
 use reqwest::Method;
 use serde_json::{json, Value};
-use zaqar::auth::signing;
+use zaqar::signing;
 
 const SECRET: (&str, &str, &str) = ("signed_url", "secret_key", "s3cr3t-signing-key");
 

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use zaqar::clock::ManualClock;
 use zaqar::model::{ClaimParams, ListQuery, NewMessage, QueueRef};
-use zaqar::service::waiters::Hub;
+use zaqar::hub::Hub;
 use zaqar::storage::postgres::PostgresStore;
 use zaqar::storage::{ClaimStore, DataStore, MessageStore};
 

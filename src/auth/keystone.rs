@@ -13,6 +13,8 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::clock::{Millis, SharedClock};
 use crate::config::Secret;
 use crate::error::Error;
+pub use crate::identity::{TokenInfo, TrustTokenError, UserToken};
+use crate::identity::IdentityProvider;
 
 /// `[keystone_authtoken]` settings.
 #[derive(Debug, Clone)]
@@ -34,15 +36,6 @@ pub struct KeystoneConfig {
     pub cache_size: usize,
 }
 
-/// What a valid token says about its bearer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenInfo {
-    pub project_id: String,
-    pub user_id: String,
-    pub roles: Vec<String>,
-    pub expires_at: Millis,
-}
-
 struct Cached {
     info: TokenInfo,
     until: Millis,
@@ -53,31 +46,6 @@ struct ServiceToken {
     expires_at: Millis,
     /// The service user's id (the trustee of trusts).
     user_id: String,
-}
-
-/// A validated user token with what Keystone said of it: what a request needs to act for its
-/// user later (creating a trust). `Debug` never shows the token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct UserToken {
-    pub token: String,
-    pub info: TokenInfo,
-}
-
-impl std::fmt::Debug for UserToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserToken")
-            .field("token", &"<redacted>")
-            .field("info", &self.info)
-            .finish()
-    }
-}
-
-/// Why a trust-scoped token could not be had.
-#[derive(Debug)]
-pub struct TrustTokenError {
-    pub message: String,
-    /// Worth retrying later (Keystone unreachable or failing), as opposed to a refused trust.
-    pub retry: bool,
 }
 
 pub struct Keystone {
@@ -424,5 +392,24 @@ impl Keystone {
         }
         cache.insert(trust_id.to_string(), login);
         Ok(token)
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentityProvider for Keystone {
+    async fn validate(&self, token: &str) -> Result<TokenInfo, Error> {
+        Keystone::validate(self, token).await
+    }
+
+    async fn create_trust(
+        &self,
+        user: &UserToken,
+        expires_at: Option<Millis>,
+    ) -> Result<String, Error> {
+        Keystone::create_trust(self, user, expires_at).await
+    }
+
+    async fn trust_token(&self, trust_id: &str) -> Result<String, TrustTokenError> {
+        Keystone::trust_token(self, trust_id).await
     }
 }

@@ -1,6 +1,4 @@
-//! Identity and access: Keystone token validation (`keystone`), the access policy (`policy`),
-//! pre-signed URLs (`signing`).
+//! Keystone: token validation with a bounded cache, trusts and trust-scoped tokens (the
+//! [`crate::identity::IdentityProvider`] of `auth_strategy = keystone`).
 
 pub mod keystone;
-pub mod policy;
-pub mod signing;

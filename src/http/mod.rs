@@ -30,7 +30,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use tracing::Instrument;
 
-use crate::auth::keystone::UserToken;
+use crate::identity::UserToken;
 use crate::error::Error;
 use crate::service::{validate, Service};
 
@@ -368,12 +368,7 @@ fn check_request(
                 Vec::new()
             } else {
                 header_str(headers, "x-roles")
-                    .map(|r| {
-                        r.split(',')
-                            .map(|s| s.trim().to_string())
-                            .filter(|s| !s.is_empty())
-                            .collect()
-                    })
+                    .map(crate::identity::parse_roles)
                     .unwrap_or_default()
             };
             (project, roles)

@@ -11,7 +11,6 @@ pub mod pools;
 pub mod quota;
 pub mod subscriptions;
 pub mod validate;
-pub mod waiters;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +39,7 @@ pub struct Ctx<'a> {
     pub project: &'a str,
     pub client_id: &'a str,
     /// The request's Keystone token, when it carried one (needed to create trusts).
-    pub user: Option<&'a crate::auth::keystone::UserToken>,
+    pub user: Option<&'a crate::identity::UserToken>,
 }
 
 impl<'a> Ctx<'a> {
@@ -118,10 +117,10 @@ pub struct ServiceOptions {
     pub max_wait: i64,
     /// `[signed_url] secret_key`: the HMAC key of pre-signed URLs (`None`: sharing is off).
     pub signing_key: Option<Vec<u8>>,
-    /// Token validation when `auth_strategy = keystone`.
-    pub keystone: Option<Arc<crate::auth::keystone::Keystone>>,
+    /// The identity service (Keystone) when `auth_strategy = keystone`.
+    pub identity: Option<Arc<dyn crate::identity::IdentityProvider>>,
     /// Access rules (defaults of spec §2.4, overridable by a policy file).
-    pub policy: crate::auth::policy::Policy,
+    pub policy: crate::policy::Policy,
     /// Per-project limits (queues, depth, bytes, request rate).
     pub quotas: Arc<quota::Quotas>,
     /// Notification delivery (`[notification]`).
@@ -155,7 +154,7 @@ pub struct Service {
     store: Arc<dyn DataStore>,
     clock: SharedClock,
     options: ServiceOptions,
-    hub: Arc<waiters::Hub>,
+    hub: Arc<crate::hub::Hub>,
     notifier: Arc<notifier::Notifier>,
 }
 
@@ -186,7 +185,7 @@ impl Service {
             },
             ..Default::default()
         };
-        let hub = waiters::Hub::new();
+        let hub = crate::hub::Hub::new();
         let notifier = Self::build_notifier(&store, &options, &hub);
         Self {
             limits,
@@ -203,14 +202,14 @@ impl Service {
     fn build_notifier(
         store: &Arc<dyn DataStore>,
         options: &ServiceOptions,
-        hub: &waiters::Hub,
+        hub: &crate::hub::Hub,
     ) -> Arc<notifier::Notifier> {
         Arc::new(notifier::Notifier::new(
             store.clone(),
             options.encryptor.clone(),
             options.signing_key.clone(),
             options.notification.clone(),
-            options.keystone.clone(),
+            options.identity.clone(),
             hub.writes(),
         ))
     }
@@ -228,18 +227,18 @@ impl Service {
     }
 
     /// The long-polling hub (drivers shared by several nodes feed it remote events).
-    pub fn hub(&self) -> &Arc<waiters::Hub> {
+    pub fn hub(&self) -> &Arc<crate::hub::Hub> {
         &self.hub
     }
 
     /// Whether requests must carry a Keystone token (or a valid signature).
     pub fn auth_required(&self) -> bool {
-        self.options.keystone.is_some()
+        self.options.identity.is_some()
     }
 
     /// Validates a Keystone token (401 invalid, 503 Keystone unreachable).
-    pub async fn authenticate(&self, token: &str) -> Result<crate::auth::keystone::TokenInfo> {
-        match &self.options.keystone {
+    pub async fn authenticate(&self, token: &str) -> Result<crate::identity::TokenInfo> {
+        match &self.options.identity {
             Some(k) => k.validate(token).await,
             None => Err(Error::Internal("authentication is not configured".into())),
         }
@@ -270,7 +269,7 @@ impl Service {
 
     /// `POST .../share`: signs a grant for the queue's sub-resources (spec §3.3.8).
     pub async fn share(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<Share> {
-        use crate::auth::signing;
+        use crate::signing;
         let q = ctx.queue(name)?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::body("Request body can not be empty"));
@@ -350,7 +349,7 @@ impl Service {
     /// Verifies a pre-signed request for `method` on `path` (spec §1.12, with segment-wise path
     /// coverage). The error is `NotFound`, as the reference answers over HTTP.
     pub fn verify_signed(&self, req: &SignedRequest<'_>, method: &str, path: &str) -> Result<()> {
-        use crate::auth::signing;
+        use crate::signing;
         let refuse = || Error::not_found("The requested resource could not be found.");
         let key = self.options.signing_key.as_ref().ok_or_else(refuse)?;
         if !req.methods.iter().any(|m| m == method) {

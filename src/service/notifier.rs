@@ -282,7 +282,7 @@ pub struct Notifier {
     /// Tests: record retry pauses instead of sleeping them (controlled time).
     recorded_pauses: Mutex<Option<Vec<u64>>>,
     /// Trust-scoped tokens for `trust+http(s)` subscribers.
-    keystone: Option<Arc<crate::auth::keystone::Keystone>>,
+    keystone: Option<Arc<dyn crate::identity::IdentityProvider>>,
 }
 
 fn sign_webhook(secret: &str, t: i64, body: &[u8]) -> String {
@@ -305,7 +305,7 @@ impl Notifier {
         encryptor: Option<Arc<Encryptor>>,
         signing_key: Option<Vec<u8>>,
         cfg: NotifierConfig,
-        keystone: Option<Arc<crate::auth::keystone::Keystone>>,
+        keystone: Option<Arc<dyn crate::identity::IdentityProvider>>,
         wake: Arc<Notify>,
     ) -> Notifier {
         let http = reqwest::Client::builder()
@@ -962,10 +962,10 @@ impl Notifier {
             chrono::Utc::now().timestamp_millis() + 3_600_000
         };
         let expires = chrono::DateTime::from_timestamp_millis(expires_ms)
-            .map(crate::auth::signing::format_expires)
+            .map(crate::signing::format_expires)
             .unwrap_or_default();
         let methods = vec!["PUT".to_string()];
-        let signature = crate::auth::signing::sign(
+        let signature = crate::signing::sign(
             key,
             std::slice::from_ref(&path),
             &methods,

@@ -372,7 +372,7 @@ impl Service {
     /// A trust from the request's user to this service, for a `trust+` subscriber living `ttl`
     /// seconds from now.
     async fn create_trust(&self, ctx: Ctx<'_>, ttl: i64) -> Result<String> {
-        let keystone = self.options.keystone.as_ref().ok_or_else(|| {
+        let keystone = self.options.identity.as_ref().ok_or_else(|| {
             Error::invalid("trust+http(s) subscribers need Keystone (auth_strategy = keystone).")
         })?;
         let user = ctx.user.ok_or_else(|| {

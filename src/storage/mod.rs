@@ -281,7 +281,7 @@ pub trait DataStore: QueueStore + MessageStore + ClaimStore {
     /// its own node's waiters after each write; a driver whose backend is shared (Redis,
     /// PostgreSQL) also publishes those writes and calls `hub.notify(project, queue)` for
     /// writes made through other nodes. Drivers of a single process ignore it.
-    fn attach_hub(&self, _hub: std::sync::Arc<crate::service::waiters::Hub>) {}
+    fn attach_hub(&self, _hub: std::sync::Arc<crate::hub::Hub>) {}
 
     /// The driver's subscriptions and notification outbox; `None` for drivers without them yet.
     fn subscriptions(&self) -> Option<&dyn SubscriptionStore> {

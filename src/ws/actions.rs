@@ -161,7 +161,7 @@ fn policy_action(action: &str) -> Option<&'static str> {
 struct Who {
     project: String,
     client_id: String,
-    user: Option<std::sync::Arc<crate::auth::keystone::UserToken>>,
+    user: Option<std::sync::Arc<crate::identity::UserToken>>,
 }
 
 impl Who {

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::protocol::Request;
-use crate::auth::keystone::UserToken;
+use crate::identity::UserToken;
 use crate::service::{Service, SignedRequest};
 
 /// The close code and reason when a token expires.
@@ -68,12 +68,7 @@ pub struct Caller {
 
 fn header_roles(req: &Request<'_>) -> Vec<String> {
     req.header("X-Roles")
-        .map(|r| {
-            r.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
+        .map(crate::identity::parse_roles)
         .unwrap_or_default()
 }
 

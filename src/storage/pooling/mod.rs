@@ -33,7 +33,7 @@ use crate::model::{
     NewSubscription, PendingNotification, QueueFilter, QueueInfo, QueueRef, QueueStats,
     RedriveOutcome, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::service::waiters::Hub;
+use crate::hub::Hub;
 use crate::storage::{ClaimStore, DataStore, MessageStore, QueueStore, SubscriptionStore};
 
 pub use management::{Flavor, ManagementStore, Pool, ProjectQuota};

@@ -41,7 +41,7 @@ use crate::model::{
     Claim, ClaimParams, DeadLetter, ListQuery, Message, MessageClaim, MessageStamp, Metadata,
     NewMessage, QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
-use crate::service::waiters::Hub;
+use crate::hub::Hub;
 use crate::storage::{
     check_bulk_delete_claim, decide_single_delete, is_valid_claim_id, ClaimStore, DataStore,
     DeleteTarget, MessageStore, QueueStore,

@@ -22,7 +22,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{Executor, PgPool};
 use tokio::sync::Notify;
 
-use crate::service::waiters::Hub;
+use crate::hub::Hub;
 
 /// Most distinct queues waiting to be announced; beyond this, events are dropped (waiters then
 /// wake at their deadline).

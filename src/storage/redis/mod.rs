@@ -37,7 +37,7 @@ use crate::model::{
     Claim, ClaimParams, ListQuery, Message, MessageClaim, MessageStamp, Metadata, NewMessage,
     QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
-use crate::service::waiters::Hub;
+use crate::hub::Hub;
 use crate::storage::{
     check_bulk_delete_claim, decide_single_delete, ClaimStore, DataStore, DeleteTarget,
     MessageStore, QueueStore,

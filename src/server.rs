@@ -162,13 +162,13 @@ impl App {
     /// The router of the admin listener: `/metrics`, `/healthz`, `/readyz` (see
     /// [`crate::metrics`]), and with `[admin] console` the web console and the v2 API.
     pub fn admin_router(&self) -> axum::Router {
-        let admin = crate::metrics::admin_router(self.service.clone());
+        let admin = crate::admin::admin_router(self.service.clone());
         if !self.config.admin.console {
             return admin;
         }
         // The console's page, and the API it calls on the same origin (same checks and auth).
         let api = router(Arc::new(AppState::new(self.service.clone(), &self.config)));
-        admin.merge(crate::metrics::console::router()).merge(api)
+        admin.merge(crate::admin::console::router()).merge(api)
     }
 
     /// Binds the admin listener from configuration (`[admin]`); `None` when `port` is 0.
@@ -240,7 +240,7 @@ impl App {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(addr = %addr, "admin listener (metrics, healthz, readyz)");
                 }
-                let sampler = crate::metrics::run_sampler(
+                let sampler = crate::admin::run_sampler(
                     self.service.clone(),
                     self.config.admin.queue_depth_top,
                     Duration::from_secs(self.config.admin.queue_depth_interval_secs),

@@ -115,7 +115,7 @@ fn init_logging(config: &Config) -> Result<(), String> {
     let logs = tracing_subscriber::registry().with(fmt.with_filter(filter));
     #[cfg(feature = "otel")]
     {
-        let spans = zaqar::metrics::otel::layer(&config.otel)?
+        let spans = zaqar::admin::otel::layer(&config.otel)?
             .map(|l| l.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
         logs.with(spans).init();
     }
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
         app.serve(listener, shutdown_signal()).await
     });
     #[cfg(feature = "otel")]
-    zaqar::metrics::otel::shutdown();
+    zaqar::admin::otel::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -249,10 +249,10 @@ async fn request_context(req: Request, next: Next) -> Response {
         otel.kind = tracing::field::Empty,
     );
     #[cfg(feature = "otel")]
-    if crate::metrics::otel::enabled() {
+    if crate::admin::otel::enabled() {
         span.record("otel.name", format!("{} {route}", req.method()));
         span.record("otel.kind", "server");
-        crate::metrics::otel::set_parent(&span, req.headers());
+        crate::admin::otel::set_parent(&span, req.headers());
     }
     let start = Instant::now();
     let method = req.method().clone();

@@ -1,5 +1,5 @@
-//! Observability: Prometheus metrics and the admin listener (`[admin]`) that serves them with
-//! liveness and readiness probes.
+//! Process-wide Prometheus metrics: the registry and the recording functions every layer
+//! calls (the transports, the service layer, the stores, the notifier).
 //!
 //! Metrics are process-wide (one registry per process, [`get`]), so any layer can record an
 //! event with a plain function call and no plumbing: the HTTP middleware records requests, the
@@ -12,22 +12,13 @@
 //! limited to the `[admin] queue_depth_top` deepest queues among at most [`MAX_TRACKED`]
 //! recently used ones (sampled every `[admin] queue_depth_interval` seconds).
 //!
-//! Admin routes (see [`admin_router`]): `GET /metrics` (Prometheus text format 0.0.4),
-//! `GET /healthz` (the process is up), `GET /readyz` (the store answers a ping; 503 otherwise).
-
-pub mod console;
-#[cfg(feature = "otel")]
-pub mod otel;
+//! The admin listener of the server crate serves them (`GET /metrics`) and runs the depth
+//! sampler that feeds the per-queue gauges through [`DepthSample`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing;
-use axum::Router;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,15 +26,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::model::QueueRef;
-use crate::service::Service;
 
 /// Most queues whose depth is sampled: the most recently used ones.
 pub const MAX_TRACKED: usize = 1000;
 /// A tracked queue found empty and unused for this long stops being tracked.
-const FORGET_AFTER: Duration = Duration::from_secs(600);
-/// How long `/readyz` waits for the store's ping.
-const READY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -539,74 +526,69 @@ impl Drop for GaugeGuard {
     }
 }
 
-// ----- queue depth sampling -----------------------------------------------------------------
+
+// ----- queue depth gauges (fed by the server's sampler) ------------------------------------
 
 /// Depth of one queue, as sampled.
 #[derive(Debug, Clone)]
-struct Depth {
-    project: String,
-    queue: String,
-    total: u64,
-    claimed: u64,
-    delayed: u64,
+pub struct Depth {
+    pub project: String,
+    pub queue: String,
+    pub total: u64,
+    pub claimed: u64,
+    pub delayed: u64,
 }
 
-/// Samples the depth of the recently used queues, keeps the `top` deepest as gauges (and the
-/// `top` projects with the most messages), forgets queues that stayed empty and unused, and
-/// records whether the store answers.
-pub async fn sample_depths(service: &Service, top: usize) {
-    let m = get();
-    let up = service.ping().await;
-    m.backend_up.set(i64::from(up));
-    m.longpoll_queues.set(service.hub().watched_queues() as i64);
-    if top == 0 || !up {
-        return;
-    }
-    let started = Instant::now();
-    let tracked: Vec<(String, String, Instant)> = lock(&m.active)
+/// A recently used queue, with when it was last used.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub project: String,
+    pub queue: String,
+    pub last_used: Instant,
+}
+
+/// Whether the store answered its last ping.
+pub fn set_backend_up(up: bool) {
+    get().backend_up.set(i64::from(up));
+}
+
+/// Queues with at least one long-polling request waiting.
+pub fn set_longpoll_queues(n: usize) {
+    get().longpoll_queues.set(n as i64);
+}
+
+/// The recently used queues whose depth is sampled.
+pub fn tracked_queues() -> Vec<Tracked> {
+    lock(&get().active)
         .iter()
-        .flat_map(|(p, qs)| qs.iter().map(|(q, t)| (p.clone(), q.clone(), *t)))
-        .collect();
-    let mut depths = Vec::with_capacity(tracked.len());
-    let mut forget = Vec::new();
-    for (project, queue, last_used) in tracked {
-        let Ok(stats) = service
-            .store()
-            .queue_stats(QueueRef::new(&project, &queue))
-            .await
-        else {
-            continue;
-        };
-        if stats.total == 0 && last_used.elapsed() > FORGET_AFTER {
-            forget.push((project.clone(), queue.clone(), last_used));
-        }
-        depths.push(Depth {
-            project,
-            queue,
-            total: stats.total,
-            claimed: stats.claimed,
-            delayed: stats.delayed,
-        });
-    }
-    {
-        let mut active = lock(&m.active);
-        for (p, q, seen) in forget {
-            if let Some(qs) = active.get_mut(&p) {
-                // Not if it was used again while we sampled.
-                if qs.get(&q) == Some(&seen) {
-                    qs.remove(&q);
-                }
-                if qs.is_empty() {
-                    active.remove(&p);
-                }
+        .flat_map(|(p, qs)| {
+            qs.iter().map(|(q, t)| Tracked {
+                project: p.clone(),
+                queue: q.clone(),
+                last_used: *t,
+            })
+        })
+        .collect()
+}
+
+/// Stops tracking queues found empty and unused, unless they were used again since `last_used`.
+pub fn forget_queues(queues: Vec<Tracked>) {
+    let mut active = lock(&get().active);
+    for t in queues {
+        if let Some(qs) = active.get_mut(&t.project) {
+            if qs.get(&t.queue) == Some(&t.last_used) {
+                qs.remove(&t.queue);
+            }
+            if qs.is_empty() {
+                active.remove(&t.project);
             }
         }
     }
-    publish_depths(depths, top);
-    m.depth_sample_duration.set(started.elapsed().as_secs_f64());
 }
 
-fn publish_depths(mut depths: Vec<Depth>, top: usize) {
+/// Publishes a depth sample: keeps the `top` deepest queues as gauges (and the `top` projects
+/// with the most messages), and how long the sample took.
+pub fn publish_depths(mut depths: Vec<Depth>, top: usize, took: Duration) {
     let m = get();
     let mut projects: HashMap<&str, u64> = HashMap::new();
     for d in &depths {
@@ -652,76 +634,7 @@ fn publish_depths(mut depths: Vec<Depth>, top: usize) {
             .get_or_create(&ProjectLabels { project })
             .set(n as i64);
     }
-}
-
-/// Samples every `interval` until `stop` turns true.
-pub async fn run_sampler(
-    service: Arc<Service>,
-    top: usize,
-    interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => sample_depths(&service, top).await,
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
-        }
-    }
-}
-
-// ----- the admin listener -------------------------------------------------------------------
-
-/// The routes of the admin listener. It is not authenticated: bind it to a private address.
-pub fn admin_router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/metrics", routing::get(metrics_endpoint))
-        .route("/healthz", routing::get(healthz))
-        .route("/readyz", routing::get(readyz))
-        .with_state(service)
-}
-
-async fn metrics_endpoint(State(service): State<Arc<Service>>) -> Response {
-    let m = get();
-    // Cheap, so always current (the sampler refreshes the rest).
-    m.longpoll_queues.set(service.hub().watched_queues() as i64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-        )],
-        m.encode(),
-    )
-        .into_response()
-}
-
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-async fn healthz() -> Response {
-    json(StatusCode::OK, serde_json::json!({"status": "ok"}))
-}
-
-async fn readyz(State(service): State<Arc<Service>>) -> Response {
-    let up = tokio::time::timeout(READY_TIMEOUT, service.ping())
-        .await
-        .unwrap_or(false);
-    get().backend_up.set(i64::from(up));
-    if up {
-        json(StatusCode::OK, serde_json::json!({"status": "ready"}))
-    } else {
-        json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "unavailable", "reason": "the message store does not answer"}),
-        )
-    }
+    m.depth_sample_duration.set(took.as_secs_f64());
 }
 
 #[cfg(test)]
@@ -759,6 +672,7 @@ mod tests {
                 d("pb", "d", 0),
             ],
             2,
+            Duration::ZERO,
         );
         let text = get().encode();
         assert!(

@@ -14,6 +14,7 @@ pub mod hub;
 pub mod metrics;
 pub mod model;
 pub mod policy;
+pub mod secret;
 pub mod server;
 pub mod service;
 pub mod signing;

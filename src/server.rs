@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::{router, AppState};
 use crate::service::crypto::Encryptor;
+use crate::service::notifier::Notifier;
 use crate::service::{Service, ServiceOptions};
 use crate::storage::DataStore;
 use crate::ws::WebSocketServer;
@@ -79,8 +80,10 @@ pub struct App {
     pub service: Arc<Service>,
     pub store: Arc<dyn DataStore>,
     websocket: WebSocketServer,
+    /// Notification delivery.
+    pub notifier: Arc<Notifier>,
     /// The notification delivery loop (stopped at shutdown).
-    notifier: tokio::task::JoinHandle<()>,
+    delivery: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -100,31 +103,45 @@ impl App {
         } else {
             (crate::storage::open(&config, clock.clone()).await?, None)
         };
+        let identity = keystone(&config, clock.clone())?;
         let options = ServiceOptions {
-            encryptor,
+            encryptor: encryptor.clone(),
             checksum: config.enable_checksum,
             max_wait: config.max_wait,
             signing_key: config
                 .signed_url_key
                 .as_ref()
                 .map(|k| k.0.as_bytes().to_vec()),
-            identity: keystone(&config, clock.clone())?,
+            identity: identity.clone(),
             policy: crate::policy::Policy::load(config.policy_file.as_deref())
                 .map_err(Error::Invalid)?,
-            notification: config.notification.clone(),
+            require_confirmation: config.notification.require_confirmation,
             quotas: Arc::new(quotas(&config, pools.as_ref())?),
             pools,
         };
-        let service = Arc::new(
-            Service::new(config.limits.clone(), store.clone(), clock).with_options(options),
-        );
+        let service =
+            Service::new(config.limits.clone(), store.clone(), clock).with_options(options);
+        let notifier = Arc::new(Notifier::new(
+            store.clone(),
+            encryptor,
+            config
+                .signed_url_key
+                .as_ref()
+                .map(|k| k.0.as_bytes().to_vec()),
+            config.notification.clone(),
+            identity,
+            service.hub().writes(),
+            service.push_connections().clone(),
+        ));
+        let service = Arc::new(service.with_notifications(notifier.clone()));
         store.attach_hub(service.hub().clone());
-        let notifier = service.notifier().start();
+        let delivery = notifier.start();
         let http = router(Arc::new(AppState::new(service.clone(), &config)));
         let websocket = WebSocketServer::new(service.clone(), &config, http);
         websocket.start_notification_listener().await?;
         Ok(App {
             notifier,
+            delivery,
             config,
             service,
             store,
@@ -271,7 +288,7 @@ impl App {
             self.websocket.shutdown(timeout).await;
         };
         tokio::join!(http_conns, ws_conns, admin_conns, signal);
-        self.notifier.abort();
+        self.delivery.abort();
         self.store.shutdown().await;
         tracing::info!("store closed; bye");
         Ok(())

@@ -347,14 +347,14 @@ async fn post_data_templates_and_headers() {
 #[tokio::test]
 async fn retries_follow_the_policy_on_5xx_but_not_on_4xx() {
     let s = TestServer::start().await;
-    s.service.notifier().record_pauses_instead_of_sleeping();
+    s.notifier.record_pauses_instead_of_sleeping();
     let (rx, url) = Receiver::start().await;
     rx.fail_first.store(5, Ordering::SeqCst);
     subscribe(&s, "/v2/queues/retry", &url, json!({})).await;
     s.post("retry", json!([{"body": 1}])).await;
     // 3 immediate retries, then the minimum-delay retries: the 6th attempt succeeds.
     rx.wait_for(6).await;
-    assert_eq!(s.service.notifier().recorded_pauses(), vec![5, 5]);
+    assert_eq!(s.notifier.recorded_pauses(), vec![5, 5]);
 
     // A 4xx is final: one attempt, failure recorded.
     let (rx4, url4) = Receiver::start().await;
@@ -383,7 +383,7 @@ async fn retries_follow_the_policy_on_5xx_but_not_on_4xx() {
 #[tokio::test]
 async fn the_queue_retry_policy_and_backoff_apply() {
     let s = TestServer::start().await;
-    s.service.notifier().record_pauses_instead_of_sleeping();
+    s.notifier.record_pauses_instead_of_sleeping();
     let (rx, url) = Receiver::start().await;
     rx.fail_first.store(1000, Ordering::SeqCst);
     let r = s
@@ -406,7 +406,7 @@ async fn the_queue_retry_policy_and_backoff_apply() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
-        s.service.notifier().recorded_pauses(),
+        s.notifier.recorded_pauses(),
         vec![5, 5, 7, 12, 19, 30, 30]
     );
     assert_eq!(rx.requests.lock().unwrap().len(), 9);

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::clock::{Millis, SharedClock};
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::error::Error;
 pub use crate::identity::{TokenInfo, TrustTokenError, UserToken};
 use crate::identity::IdentityProvider;

@@ -212,15 +212,7 @@ pub struct CorsConfig {
     pub allow_headers: Vec<String>,
 }
 
-/// A secret value: never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Keys for encrypted queues (`[transport] message_encryption_key`, `[encryption]`).
 #[derive(Debug, Clone, Default)]

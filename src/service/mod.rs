@@ -5,6 +5,7 @@
 pub mod checksum;
 pub mod crypto;
 pub mod filter;
+pub mod notifications;
 pub mod notifier;
 pub mod patch;
 pub mod pools;
@@ -123,8 +124,8 @@ pub struct ServiceOptions {
     pub policy: crate::policy::Policy,
     /// Per-project limits (queues, depth, bytes, request rate).
     pub quotas: Arc<quota::Quotas>,
-    /// Notification delivery (`[notification]`).
-    pub notification: notifier::NotifierConfig,
+    /// `[notification] require_confirmation`: new subscriptions wait for confirmation.
+    pub require_confirmation: bool,
     /// The pooled store when `[DEFAULT] pooling = true` (pools and flavors administration).
     pub pools: Option<Arc<crate::storage::pooling::PooledStore>>,
 }
@@ -155,7 +156,8 @@ pub struct Service {
     clock: SharedClock,
     options: ServiceOptions,
     hub: Arc<crate::hub::Hub>,
-    notifier: Arc<notifier::Notifier>,
+    notifications: Arc<dyn notifications::Notifications>,
+    connections: Arc<notifications::PushConnections>,
 }
 
 /// Parameters of `POST .../redrive`.
@@ -177,53 +179,40 @@ impl Service {
     pub fn new(limits: Limits, store: Arc<dyn DataStore>, clock: SharedClock) -> Self {
         let options = ServiceOptions {
             max_wait: 20,
-            notification: notifier::NotifierConfig {
-                max_workers: 10,
-                webhook_timeout_secs: 10,
-                smtp_command: "/usr/sbin/sendmail -t -oi".into(),
-                ..Default::default()
-            },
             ..Default::default()
         };
-        let hub = crate::hub::Hub::new();
-        let notifier = Self::build_notifier(&store, &options, &hub);
         Self {
             limits,
             store,
             clock,
             options,
-            hub,
-            notifier,
+            hub: crate::hub::Hub::new(),
+            notifications: Arc::new(notifications::NoDelivery),
+            connections: Arc::default(),
         }
-    }
-
-    /// The notifier wakes on every write signalled to the hub — local, or relayed from other
-    /// nodes by shared drivers — since any may have queued notifications.
-    fn build_notifier(
-        store: &Arc<dyn DataStore>,
-        options: &ServiceOptions,
-        hub: &crate::hub::Hub,
-    ) -> Arc<notifier::Notifier> {
-        Arc::new(notifier::Notifier::new(
-            store.clone(),
-            options.encryptor.clone(),
-            options.signing_key.clone(),
-            options.notification.clone(),
-            options.identity.clone(),
-            hub.writes(),
-        ))
     }
 
     /// Sets the message-lifecycle options.
     pub fn with_options(mut self, options: ServiceOptions) -> Self {
-        self.notifier = Self::build_notifier(&self.store, &options, &self.hub);
         self.options = options;
         self
     }
 
-    /// Notification delivery: its worker is started with [`notifier::Notifier::start`].
-    pub fn notifier(&self) -> &Arc<notifier::Notifier> {
-        &self.notifier
+    /// Sets the notification delivery worker (built over [`Service::hub`] and
+    /// [`Service::push_connections`]).
+    pub fn with_notifications(mut self, n: Arc<dyn notifications::Notifications>) -> Self {
+        self.notifications = n;
+        self
+    }
+
+    /// Notification delivery.
+    pub fn notifications(&self) -> &Arc<dyn notifications::Notifications> {
+        &self.notifications
+    }
+
+    /// This node's WebSocket connections that receive pushed notifications.
+    pub fn push_connections(&self) -> &Arc<notifications::PushConnections> {
+        &self.connections
     }
 
     /// The long-polling hub (drivers shared by several nodes feed it remote events).

@@ -24,8 +24,9 @@ use sha2::Sha256;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::crypto::Encryptor;
-use super::subscriptions::{split_project, SourceKind};
-use crate::config::Secret;
+use super::notifications::{Notifications, PushConnections};
+use super::subscriptions::{mailto_address, mailto_params, split_project, SourceKind};
+use crate::secret::Secret;
 use crate::model::{
     DeliveryOutcome, FinishedDelivery, NotifiedMessage, PendingNotification, Subscription,
 };
@@ -214,43 +215,12 @@ impl RetryPolicy {
     }
 }
 
-/// The address of a `mailto:` URI (query parameters and percent-encoding removed).
-pub fn mailto_address(uri: &str) -> String {
-    let rest = uri.get(7..).unwrap_or("");
-    let addr = rest.split('?').next().unwrap_or("");
-    percent_decode(addr)
-}
-
-fn percent_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-/// The query parameters of a `mailto:` URI, keys lowercased.
-pub fn mailto_params(uri: &str) -> HashMap<String, String> {
-    uri.split_once('?')
-        .map(|(_, q)| {
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Why one attempt failed, and whether to try again.
 #[derive(Debug)]
 struct AttemptError {
     message: String,
     retry: bool,
-}
-
-/// A frame for a local WebSocket connection.
-pub type Frame = Value;
-
-struct LocalConnection {
-    tx: mpsc::Sender<Frame>,
 }
 
 struct Job {
@@ -276,9 +246,8 @@ pub struct Notifier {
     /// Deliveries done, on their way to [`Notifier::finish_loop`].
     finished_tx: mpsc::UnboundedSender<FinishedDelivery>,
     finished_rx: Mutex<Option<mpsc::UnboundedReceiver<FinishedDelivery>>>,
-    local: Mutex<HashMap<String, LocalConnection>>,
-    /// `http://host:port/` of this node's notification listener, once it listens.
-    listener_base: Mutex<Option<String>>,
+    /// This node's WebSocket connections that receive pushed notifications.
+    connections: Arc<PushConnections>,
     /// Tests: record retry pauses instead of sleeping them (controlled time).
     recorded_pauses: Mutex<Option<Vec<u64>>>,
     /// Trust-scoped tokens for `trust+http(s)` subscribers.
@@ -307,6 +276,7 @@ impl Notifier {
         cfg: NotifierConfig,
         keystone: Option<Arc<dyn crate::identity::IdentityProvider>>,
         wake: Arc<Notify>,
+        connections: Arc<PushConnections>,
     ) -> Notifier {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
@@ -328,8 +298,7 @@ impl Notifier {
             throttled: AtomicBool::new(false),
             finished_tx,
             finished_rx: Mutex::new(Some(finished_rx)),
-            local: Mutex::new(HashMap::new()),
-            listener_base: Mutex::new(None),
+            connections,
             recorded_pauses: Mutex::new(None),
             keystone,
         }
@@ -629,7 +598,7 @@ impl Notifier {
         let scheme = uri.split(':').next().unwrap_or("").to_ascii_lowercase();
         match scheme.as_str() {
             "http" | "https" => {
-                if let Some(conn) = self.local_connection_of(uri) {
+                if let Some(conn) = self.connections.local_connection_of(uri) {
                     return self.push_local(&conn, payload);
                 }
                 self.post_webhook(uri, sub, payload, None).await
@@ -863,66 +832,12 @@ impl Notifier {
 
     // ----- WebSocket connections --------------------------------------------------------
 
-    /// Sets the base URL of this node's notification listener (`http://host:port/`).
-    pub fn set_listener_base(&self, base: String) {
-        *self.listener_base.lock().unwrap() = Some(base);
-    }
-
-    /// The subscriber URI of a local connection, or `None` before the listener is up.
-    pub fn connection_uri(&self, conn_id: &str) -> Option<String> {
-        self.listener_base
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|b| format!("{b}{conn_id}"))
-    }
-
-    /// Registers a connection that can receive pushed notifications.
-    pub fn register_connection(&self, conn_id: &str, capacity: usize) -> mpsc::Receiver<Frame> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        self.local
-            .lock()
-            .unwrap()
-            .insert(conn_id.to_string(), LocalConnection { tx });
-        rx
-    }
-
-    pub fn unregister_connection(&self, conn_id: &str) {
-        self.local.lock().unwrap().remove(conn_id);
-    }
-
-    /// The local connection a subscriber URI points at, if it is this node's listener.
-    fn local_connection_of(&self, uri: &str) -> Option<String> {
-        let base = self.listener_base.lock().unwrap().clone()?;
-        let id = uri.strip_prefix(&base)?;
-        self.local
-            .lock()
-            .unwrap()
-            .contains_key(id)
-            .then(|| id.to_string())
-    }
-
-    /// Pushes a notification to a local connection (dropped when the connection is gone,
-    /// refused when its buffer is full — the slow reader then gets a retry).
-    pub fn push_local_frame(&self, conn_id: &str, frame: Frame) -> bool {
-        let tx = self
-            .local
-            .lock()
-            .unwrap()
-            .get(conn_id)
-            .map(|c| c.tx.clone());
-        match tx {
-            Some(tx) => tx.try_send(frame).is_ok(),
-            None => true,
-        }
-    }
-
     fn push_local(&self, conn_id: &str, payload: &Value) -> Result<(), AttemptError> {
         let mut frame = payload.clone();
         if let Some(o) = frame.as_object_mut() {
             o.remove("message_id");
         }
-        if self.push_local_frame(conn_id, frame) {
+        if self.connections.push_local_frame(conn_id, frame) {
             Ok(())
         } else {
             Err(AttemptError {
@@ -936,7 +851,7 @@ impl Notifier {
 
     /// Sends a subscription confirmation (or, with `subscribe = false`, an unsubscribe
     /// confirmation) to the subscriber, with a pre-signed link to `PUT .../confirm`.
-    pub async fn send_confirmation(
+    async fn confirm(
         &self,
         project: &str,
         kind: SourceKind,
@@ -1042,6 +957,23 @@ impl Notifier {
         if let Err(e) = result {
             tracing::warn!(subscription = %sub.id, error = %e, "confirmation not delivered");
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifications for Notifier {
+    fn wake(&self) {
+        Notifier::wake(self);
+    }
+
+    async fn send_confirmation(
+        &self,
+        project: &str,
+        kind: SourceKind,
+        sub: &Subscription,
+        subscribe: bool,
+    ) {
+        self.confirm(project, kind, sub, subscribe).await;
     }
 }
 

@@ -5,6 +5,8 @@
 //! characters cannot appear in headers), so topics never meet queues, while every storage
 //! operation (lazy creation, metadata, messages, stats, purge, subscriptions) works unchanged.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::validate::{int_field, parse_object, queue_name, retry_policy};
@@ -118,7 +120,7 @@ impl Service {
                 }
             }
             "mailto" => {
-                let addr = super::notifier::mailto_address(uri);
+                let addr = mailto_address(uri);
                 if !addr.contains('@') || addr.starts_with('@') || addr.ends_with('@') {
                     return Err(Error::invalid(
                         "Invalid subscriber URI: mailto needs an e-mail address.",
@@ -239,18 +241,18 @@ impl Service {
             SubscriptionCreated::ExistingConfirmed(_) => return Ok(Created::Conflict),
             SubscriptionCreated::New(id) | SubscriptionCreated::ExistingUnconfirmed(id) => id,
         };
-        if self.options.notification.require_confirmation {
+        if self.options.require_confirmation {
             if let Some(sub) = self
                 .subs()?
                 .get_subscription(q.project, q.name, &id)
                 .await?
             {
-                self.notifier()
+                self.notifications()
                     .send_confirmation(ctx.project, kind, &sub, true)
                     .await;
             }
         }
-        self.notifier().wake();
+        self.notifications().wake();
         Ok(Created::Created(id))
     }
 
@@ -464,15 +466,15 @@ impl Service {
                 "Subscription {id} could not be found."
             )));
         }
-        if !confirmed && self.options.notification.require_confirmation {
+        if !confirmed && self.options.require_confirmation {
             if let Some(sub) = self.subs()?.get_subscription(q.project, q.name, id).await? {
-                self.notifier()
+                self.notifications()
                     .send_confirmation(ctx.project, kind, &sub, false)
                     .await;
             }
         }
         if confirmed {
-            self.notifier().wake();
+            self.notifications().wake();
         }
         Ok(())
     }
@@ -512,4 +514,29 @@ mod tests {
         assert_eq!(scheme("nocolon"), None);
         assert_eq!(scheme(":x"), None);
     }
+}
+
+/// The address of a `mailto:` URI (query parameters and percent-encoding removed).
+pub fn mailto_address(uri: &str) -> String {
+    let rest = uri.get(7..).unwrap_or("");
+    let addr = rest.split('?').next().unwrap_or("");
+    percent_decode(addr)
+}
+
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The query parameters of a `mailto:` URI, keys lowercased.
+pub fn mailto_params(uri: &str) -> HashMap<String, String> {
+    uri.split_once('?')
+        .map(|(_, q)| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }

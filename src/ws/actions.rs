@@ -231,7 +231,7 @@ async fn subscription_action(
                     }
                 }
                 None => {
-                    let uri = service.notifier().connection_uri(&conn.id).ok_or_else(|| {
+                    let uri = service.push_connections().connection_uri(&conn.id).ok_or_else(|| {
                         Error::unavailable("This node cannot push notifications to connections.")
                     })?;
                     let options = match req.body.get("options") {

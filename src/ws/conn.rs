@@ -55,7 +55,7 @@ pub(crate) struct Connection {
     /// Identifies the connection in its subscriber URI.
     pub(super) id: String,
     /// Notifications pushed to this connection, once it subscribed (taken by its task).
-    push: Mutex<Option<tokio::sync::mpsc::Receiver<crate::service::notifier::Frame>>>,
+    push: Mutex<Option<tokio::sync::mpsc::Receiver<crate::service::notifications::Frame>>>,
     /// Frame format of notifications: that of the last successful subscribing request.
     push_format: Mutex<Format>,
     /// Wakes the connection task when it subscribed for the first time.
@@ -98,7 +98,7 @@ impl Connection {
             *push = Some(
                 state
                     .service
-                    .notifier()
+                    .push_connections()
                     .register_connection(&self.id, capacity),
             );
             self.subscribed.notify_one();
@@ -249,7 +249,7 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
         subscribed: Notify::new(),
         own_subscriptions: Mutex::new(Vec::new()),
     });
-    let mut push_rx: Option<tokio::sync::mpsc::Receiver<crate::service::notifier::Frame>> = None;
+    let mut push_rx: Option<tokio::sync::mpsc::Receiver<crate::service::notifications::Frame>> = None;
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let mut shutdown = state.shutdown.clone();
 
@@ -361,7 +361,7 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
         }
     }
     // The connection's own subscriptions end with it.
-    state.service.notifier().unregister_connection(&conn.id);
+    state.service.push_connections().unregister_connection(&conn.id);
     let own = std::mem::take(&mut *lock(&conn.own_subscriptions));
     if !own.is_empty() {
         let service = state.service.clone();

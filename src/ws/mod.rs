@@ -154,7 +154,7 @@ impl WebSocketServer {
         };
         self.state
             .service
-            .notifier()
+            .push_connections()
             .set_listener_base(format!("http://{host}:{}/", local.port()));
         let app = Router::new()
             .route("/{conn}", axum::routing::post(push_notification))
@@ -207,7 +207,7 @@ async fn push_notification(
     let Ok(frame) = serde_json::from_slice::<Value>(&bytes.to_bytes()) else {
         return axum::http::StatusCode::BAD_REQUEST.into_response();
     };
-    if state.service.notifier().push_local_frame(&conn, frame) {
+    if state.service.push_connections().push_local_frame(&conn, frame) {
         axum::http::StatusCode::OK.into_response()
     } else {
         // The connection is not reading: let the sender retry.

@@ -23,6 +23,8 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The running service (for tests that look behind the API, e.g. long-poll waiters).
     pub service: Arc<zaqar::service::Service>,
+    /// Notification delivery (for tests that control its retry pauses).
+    pub notifier: Arc<zaqar::service::notifier::Notifier>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -63,6 +65,7 @@ impl TestServer {
         let listener = app.bind().await.expect("bind");
         let ws_listener = app.bind_websocket().await.expect("bind websocket");
         let service = app.service.clone();
+        let notifier = app.notifier.clone();
         let addr = listener.local_addr().unwrap();
         let ws_addr = ws_listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -79,6 +82,7 @@ impl TestServer {
             clock,
             http: reqwest::Client::new(),
             service,
+            notifier,
             stop: Some(tx),
             handle: Some(handle),
             _dir: dir,

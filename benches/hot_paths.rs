@@ -25,7 +25,7 @@ use zaqar::http::wire::{next_links, MessageView};
 use zaqar::model::{ClaimParams, ListQuery, Message, NewMessage, QueueRef};
 use zaqar::service::{validate, Service};
 use zaqar::storage::embedded::EmbeddedStore;
-use zaqar::storage::{ClaimStore, DataStore, MessageStore, QueueStore};
+use zaqar::store::{ClaimStore, DataStore, MessageStore, QueueStore};
 
 const CLIENT_ID: &str = "3381af92-2b9e-11e3-b191-71861300734c";
 

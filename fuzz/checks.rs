@@ -15,7 +15,7 @@ use zaqar::config::{Config, Origin, RawConfig};
 use zaqar::error::Error;
 use zaqar::http::query::{href, Query};
 use zaqar::service::{patch, validate, Service};
-use zaqar::storage::DataStore;
+use zaqar::store::DataStore;
 use zaqar::ws::protocol::{self, Format};
 
 /// A client error: what malformed input must produce (never a 5xx, never a panic).

@@ -19,4 +19,5 @@ pub mod server;
 pub mod service;
 pub mod signing;
 pub mod storage;
+pub mod store;
 pub mod ws;

@@ -18,7 +18,7 @@ use crate::http::{router, AppState};
 use crate::service::crypto::Encryptor;
 use crate::service::notifier::Notifier;
 use crate::service::{Service, ServiceOptions};
-use crate::storage::DataStore;
+use crate::store::DataStore;
 use crate::ws::WebSocketServer;
 
 /// The Keystone client when `auth_strategy = keystone`.
@@ -117,7 +117,7 @@ impl App {
                 .map_err(Error::Invalid)?,
             require_confirmation: config.notification.require_confirmation,
             quotas: Arc::new(quotas(&config, pools.as_ref())?),
-            pools,
+            pools: pools.map(|p| p as Arc<dyn crate::store::management::PoolAdmin>),
         };
         let service =
             Service::new(config.limits.clone(), store.clone(), clock).with_options(options);

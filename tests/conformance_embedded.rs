@@ -10,7 +10,7 @@ use serde_json::json;
 use zaqar::clock::ManualClock;
 use zaqar::config::EmbeddedStoreConfig;
 use zaqar::storage::embedded::EmbeddedStore;
-use zaqar::storage::{ClaimStore, DataStore, MessageStore, QueueStore};
+use zaqar::store::{ClaimStore, DataStore, MessageStore, QueueStore};
 
 use conformance::{all, claim, msg, q, Harness, C1};
 

@@ -19,7 +19,7 @@ use zaqar::storage::pooling::management::{EmbeddedManagement, PostgresManagement
 use zaqar::storage::pooling::{
     DriverDefaults, Flavor, ManagementStore, Placement, Pool, PooledStore,
 };
-use zaqar::storage::{ClaimStore, DataStore, MessageStore, QueueStore};
+use zaqar::store::{ClaimStore, DataStore, MessageStore, QueueStore};
 
 use conformance::{claim, claim_dlq, msg, q, Harness, C1};
 
@@ -416,7 +416,7 @@ async fn management_contract(m: Arc<dyn ManagementStore>) {
     }
     assert_eq!(winners.len(), 1);
     // Per-project limits.
-    use zaqar::storage::pooling::ProjectQuota;
+    use zaqar::store::management::ProjectQuota;
     assert_eq!(m.get_quota("proj").await.unwrap(), None);
     let lim = ProjectQuota {
         max_bytes: Some(10),

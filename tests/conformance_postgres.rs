@@ -16,7 +16,7 @@ use zaqar::clock::{Clock, ManualClock};
 use zaqar::error::Error;
 use zaqar::hub::Hub;
 use zaqar::storage::postgres::PostgresStore;
-use zaqar::storage::{ClaimStore, DataStore, MessageStore, QueueStore};
+use zaqar::store::{ClaimStore, DataStore, MessageStore, QueueStore};
 
 use conformance::{all, claim, msg, q, Harness, C1, C2};
 use postgres_support::{backend, open, Schemas};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::json;
 use zaqar::clock::ManualClock;
 use zaqar::storage::redis::{DrainStop, RedisStore};
-use zaqar::storage::{ClaimStore, DataStore, MessageStore, QueueStore};
+use zaqar::store::{ClaimStore, DataStore, MessageStore, QueueStore};
 
 use conformance::{all, claim, claim_dlq, msg, q, Harness, C1};
 use redis_support::{backend, open, Prefixes, CLUSTER, STANDALONE};

@@ -402,7 +402,7 @@ async fn limits_changed_through_another_node_apply_within_the_cache_time() {
     assert_eq!(r.status().as_u16(), 201);
     // What another node writes to the shared management store.
     let mgmt = s.service.pools().unwrap().management().clone();
-    let entry = zaqar::storage::pooling::ProjectQuota {
+    let entry = zaqar::store::management::ProjectQuota {
         max_queues: Some(1),
         ..Default::default()
     };

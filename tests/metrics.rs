@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use zaqar::clock::SystemClock;
 use zaqar::config::{Config, Origin, RawConfig};
 use zaqar::server::App;
-use zaqar::storage::DataStore;
+use zaqar::store::DataStore;
 
 const CLIENT: &str = "3381af92-2b9e-11e3-b191-71861300734c";
 const PROJECT: &str = "metrics-project";

@@ -16,7 +16,7 @@ use zaqar::clock::ManualClock;
 use zaqar::model::{ClaimParams, ListQuery, NewMessage, QueueRef};
 use zaqar::hub::Hub;
 use zaqar::storage::postgres::PostgresStore;
-use zaqar::storage::{ClaimStore, DataStore, MessageStore};
+use zaqar::store::{ClaimStore, DataStore, MessageStore};
 
 use postgres_support::{backend, config, open, Schemas};
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use zaqar::clock::SystemClock;
 use zaqar::model::{ListQuery, NewMessage, QueueRef};
-use zaqar::storage::MessageStore;
+use zaqar::store::MessageStore;
 
 use redis_support::{backend, free_port, open, STANDALONE};
 

@@ -525,7 +525,7 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
     let clock: zaqar::clock::SharedClock = Arc::new(zaqar::clock::SystemClock);
     let pg_store = postgres_support::open(&pg, &pool_schema, clock.clone()).await;
     let redis_store = redis_support::open(&redis, &prefix, clock).await;
-    use zaqar::storage::QueueStore;
+    use zaqar::store::QueueStore;
     let mut per_pool: HashMap<String, usize> = HashMap::new();
     for project in ["scale-one", "scale-three", "scale-kill"] {
         for i in 0..QUEUES {

@@ -15,7 +15,7 @@ use super::wire::json_body;
 use super::{AppState, Identity};
 use crate::error::Result;
 use crate::service::pools::FlavorView;
-use crate::storage::pooling::Pool;
+use crate::store::management::Pool;
 
 type St = State<Arc<AppState>>;
 

@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(rate(0.5), json!(0.5));
         let v = QuotaView {
             project: "p".into(),
-            entry: crate::storage::pooling::management::ProjectQuota {
+            entry: crate::store::management::ProjectQuota {
                 max_bytes: Some(10),
                 ..Default::default()
             },

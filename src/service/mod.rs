@@ -27,7 +27,7 @@ use crate::model::{
     Claim, ClaimParams, DeadLetter, ListQuery, Message, Metadata, NewMessage, QueueFilter,
     QueueRef, QueueStats, RedriveOutcome,
 };
-use crate::storage::DataStore;
+use crate::store::DataStore;
 
 use validate::{
     display_metadata, int_field, json_preflight, parse_document, parse_object, queue_metadata,
@@ -127,7 +127,7 @@ pub struct ServiceOptions {
     /// `[notification] require_confirmation`: new subscriptions wait for confirmation.
     pub require_confirmation: bool,
     /// The pooled store when `[DEFAULT] pooling = true` (pools and flavors administration).
-    pub pools: Option<Arc<crate::storage::pooling::PooledStore>>,
+    pub pools: Option<Arc<dyn crate::store::management::PoolAdmin>>,
 }
 
 /// A pre-signed URL grant (`POST .../share`).

@@ -30,7 +30,7 @@ use crate::secret::Secret;
 use crate::model::{
     DeliveryOutcome, FinishedDelivery, NotifiedMessage, PendingNotification, Subscription,
 };
-use crate::storage::DataStore;
+use crate::store::DataStore;
 
 /// How long a leased batch is reserved for this node (renewed while it is being delivered).
 const LEASE_MS: i64 = 60_000;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::validate::{limit, parse_object};
 use super::Service;
 use crate::error::{Error, Result};
-use crate::storage::pooling::{capabilities, Flavor, Pool, PooledStore};
+use crate::store::management::{Flavor, Pool, PoolAdmin};
 
 /// A flavor as shown: its pools and capabilities.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,11 +109,11 @@ fn pool_list_field(body: &Map<String, Value>) -> Result<Vec<String>> {
 
 impl Service {
     /// The pooled store, when pooling is on.
-    pub fn pools(&self) -> Option<&Arc<PooledStore>> {
+    pub fn pools(&self) -> Option<&Arc<dyn PoolAdmin>> {
         self.options.pools.as_ref()
     }
 
-    fn pooled(&self) -> Result<&Arc<PooledStore>> {
+    fn pooled(&self) -> Result<&Arc<dyn PoolAdmin>> {
         self.options
             .pools
             .as_ref()
@@ -268,7 +268,7 @@ impl Service {
                 .get_pool(p)
                 .await?
                 .ok_or_else(|| Error::invalid(format!("Pool {p} does not exist.")))?;
-            let c = capabilities(&pool.uri)?;
+            let c = pooled.capabilities(&pool.uri)?;
             match &caps {
                 None => caps = Some(c),
                 Some(first) if *first != c => {

@@ -34,7 +34,7 @@ use super::validate::{limit, parse_object};
 use super::Service;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
-use crate::storage::pooling::management::{ManagementStore, ProjectQuota};
+use crate::store::management::{ManagementStore, ProjectQuota};
 
 /// A project's limits (0 = unlimited).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]

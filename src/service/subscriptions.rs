@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     Metadata, NewSubscription, QueueRef, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::storage::SubscriptionStore;
+use crate::store::SubscriptionStore;
 
 pub const MIN_SUBSCRIPTION_TTL: i64 = 60;
 

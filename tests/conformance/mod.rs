@@ -16,7 +16,7 @@ use serde_json::{json, Map};
 use zaqar::clock::{Clock, ManualClock};
 use zaqar::error::Error;
 use zaqar::model::{ClaimParams, DeadLetter, ListQuery, NewMessage, QueueFilter, QueueRef};
-use zaqar::storage::DataStore;
+use zaqar::store::DataStore;
 
 /// Gives each case a fresh, isolated store driven by `clock`.
 #[async_trait::async_trait]
@@ -1119,7 +1119,7 @@ fn new_sub(uri: &str, ttl: i64) -> zaqar::model::NewSubscription {
 }
 
 /// The driver's subscription store; drivers without one yet skip these cases (loudly).
-fn subs(s: &Arc<dyn DataStore>) -> Option<&dyn zaqar::storage::SubscriptionStore> {
+fn subs(s: &Arc<dyn DataStore>) -> Option<&dyn zaqar::store::SubscriptionStore> {
     let st = s.subscriptions();
     if st.is_none() {
         eprintln!("SKIPPED: this driver has no subscription store yet");
@@ -1380,7 +1380,7 @@ pub async fn posts_write_durable_notifications(h: &dyn Harness) {
 
 /// Records one finished delivery.
 pub async fn finish(
-    st: &dyn zaqar::storage::SubscriptionStore,
+    st: &dyn zaqar::store::SubscriptionStore,
     key: &str,
     sid: &str,
     outcome: zaqar::model::DeliveryOutcome,

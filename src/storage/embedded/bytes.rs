@@ -10,7 +10,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use crate::clock::Millis;
 use crate::error::Result;
-use crate::storage::expiry_second;
+use crate::store::expiry_second;
 
 use super::records::{decode, MsgRecord, BODIES, META, MSGS, QBYTES, QBYTES_BY_EXPIRY};
 use super::se;

@@ -27,7 +27,7 @@ use crate::model::{
     Claim, ClaimParams, ListQuery, Message, MessageClaim, MessageStamp, Metadata, NewMessage,
     QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
-use crate::storage::{
+use crate::store::{
     check_bulk_delete_claim, decide_single_delete, extend_for_claim, ClaimStore, DataStore,
     DeleteTarget, MessageStore, QueueStore,
 };
@@ -1360,7 +1360,7 @@ impl DataStore for EmbeddedStore {
         Ok(())
     }
 
-    fn subscriptions(&self) -> Option<&dyn crate::storage::SubscriptionStore> {
+    fn subscriptions(&self) -> Option<&dyn crate::store::SubscriptionStore> {
         Some(self)
     }
 

@@ -23,7 +23,7 @@ use crate::model::{
     DeliveryOutcome, FinishedDelivery, Metadata, NewSubscription, NotifiedMessage,
     PendingNotification, QueueRef, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::storage::{DeliveryTallies, SubscriptionStore};
+use crate::store::{DeliveryTallies, SubscriptionStore};
 
 /// The key of the per-shard batch counter in `counters` (no project id is empty).
 const NOTIFY_SEQ: (&str, &str) = ("", "notifications");
@@ -738,7 +738,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::config::EmbeddedStoreConfig;
     use crate::model::NewMessage;
-    use crate::storage::MessageStore;
+    use crate::store::MessageStore;
 
     fn one_message() -> Vec<NewMessage> {
         vec![NewMessage {

@@ -34,7 +34,7 @@ use crate::model::{
     RedriveOutcome, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
 use crate::hub::Hub;
-use crate::storage::{ClaimStore, DataStore, MessageStore, QueueStore, SubscriptionStore};
+use crate::store::{ClaimStore, DataStore, MessageStore, QueueStore, SubscriptionStore};
 
 pub use management::{Flavor, ManagementStore, Pool, ProjectQuota};
 
@@ -1043,5 +1043,36 @@ impl DataStore for PooledStore {
             d.shutdown().await;
         }
         self.mgmt.close().await;
+    }
+}
+
+#[async_trait]
+impl crate::store::management::PoolAdmin for PooledStore {
+    fn management(&self) -> &Arc<dyn ManagementStore> {
+        PooledStore::management(self)
+    }
+
+    fn capabilities(&self, uri: &str) -> Result<Vec<&'static str>> {
+        capabilities(uri)
+    }
+
+    async fn put_pool(&self, pool: Pool) -> Result<()> {
+        PooledStore::put_pool(self, pool).await
+    }
+
+    async fn delete_pool(&self, name: &str) -> Result<()> {
+        PooledStore::delete_pool(self, name).await
+    }
+
+    async fn reload(&self) -> Result<()> {
+        PooledStore::reload(self).await
+    }
+
+    async fn pool_of_queue(&self, project: &str, queue: &str) -> Result<Option<String>> {
+        PooledStore::pool_of_queue(self, project, queue).await
+    }
+
+    async fn pool_drivers(&self) -> Result<Vec<(String, Result<Arc<dyn DataStore>>)>> {
+        PooledStore::pool_drivers(self).await
     }
 }

@@ -42,7 +42,7 @@ use crate::model::{
     NewMessage, QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
 use crate::hub::Hub;
-use crate::storage::{
+use crate::store::{
     check_bulk_delete_claim, decide_single_delete, is_valid_claim_id, ClaimStore, DataStore,
     DeleteTarget, MessageStore, QueueStore,
 };
@@ -1552,7 +1552,7 @@ impl DataStore for PostgresStore {
         .await
     }
 
-    fn subscriptions(&self) -> Option<&dyn crate::storage::SubscriptionStore> {
+    fn subscriptions(&self) -> Option<&dyn crate::store::SubscriptionStore> {
         Some(self)
     }
 

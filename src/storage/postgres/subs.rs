@@ -20,7 +20,7 @@ use crate::model::{
     DeliveryOutcome, FinishedDelivery, Metadata, NewSubscription, NotifiedMessage,
     PendingNotification, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::storage::{DeliveryTallies, SubscriptionStore};
+use crate::store::{DeliveryTallies, SubscriptionStore};
 
 const CONFLICT: &str =
     "Such subscription already exists. Subscriptions are unique by project + queue + subscriber URI.";

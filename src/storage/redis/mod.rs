@@ -38,7 +38,7 @@ use crate::model::{
     QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
 use crate::hub::Hub;
-use crate::storage::{
+use crate::store::{
     check_bulk_delete_claim, decide_single_delete, ClaimStore, DataStore, DeleteTarget,
     MessageStore, QueueStore,
 };
@@ -987,7 +987,7 @@ impl DataStore for RedisStore {
         self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
     }
 
-    fn subscriptions(&self) -> Option<&dyn crate::storage::SubscriptionStore> {
+    fn subscriptions(&self) -> Option<&dyn crate::store::SubscriptionStore> {
         Some(self)
     }
 

@@ -31,7 +31,7 @@ use crate::model::{
     DeliveryOutcome, FinishedDelivery, Metadata, NewSubscription, NotifiedMessage,
     PendingNotification, QueueRef, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::storage::SubscriptionStore;
+use crate::store::SubscriptionStore;
 
 /// An `nsrc` entry of a source without subscriptions or batches is removed only once it is
 /// this old: far longer than a create can take between entering the source and its script.

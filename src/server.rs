@@ -98,10 +98,10 @@ impl App {
         .map_err(Error::Invalid)?
         .map(Arc::new);
         let (store, pools): (Arc<dyn DataStore>, _) = if config.pooling {
-            let pooled = crate::storage::pooling::PooledStore::open(&config, clock.clone()).await?;
+            let pooled = crate::storage::pooling::PooledStore::open(&config.store_config(), clock.clone()).await?;
             (pooled.clone(), Some(pooled))
         } else {
-            (crate::storage::open(&config, clock.clone()).await?, None)
+            (crate::storage::open(&config.store_config(), clock.clone()).await?, None)
         };
         let identity = keystone(&config, clock.clone())?;
         let options = ServiceOptions {

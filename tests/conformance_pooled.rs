@@ -16,15 +16,15 @@ use zaqar::clock::ManualClock;
 use zaqar::error::Error;
 use zaqar::model::QueueFilter;
 use zaqar::storage::pooling::management::{EmbeddedManagement, PostgresManagement};
-use zaqar::storage::pooling::{
-    DriverDefaults, Flavor, ManagementStore, Placement, Pool, PooledStore,
-};
+use zaqar::storage::pooling::{Placement, PooledStore};
+use zaqar::storage::DriverSettings;
+use zaqar::store::management::{Flavor, ManagementStore, Pool};
 use zaqar::store::{ClaimStore, DataStore, MessageStore, QueueStore};
 
 use conformance::{claim, claim_dlq, msg, q, Harness, C1};
 
-fn defaults(dir: &std::path::Path) -> DriverDefaults {
-    DriverDefaults {
+fn defaults(dir: &std::path::Path) -> DriverSettings {
+    DriverSettings {
         embedded: zaqar::config::EmbeddedStoreConfig {
             path: dir.to_path_buf(),
             shards: 2,

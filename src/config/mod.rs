@@ -213,6 +213,9 @@ pub struct CorsConfig {
 }
 
 pub use crate::secret::Secret;
+pub use crate::storage::embedded::EmbeddedStoreConfig;
+pub use crate::storage::postgres::PostgresStoreConfig;
+pub use crate::storage::redis::RedisStoreConfig;
 
 /// Keys for encrypted queues (`[transport] message_encryption_key`, `[encryption]`).
 #[derive(Debug, Clone, Default)]
@@ -265,38 +268,6 @@ pub struct OtelConfig {
     pub enabled: bool,
     pub endpoint: String,
     pub service_name: String,
-}
-
-/// Settings of the Redis store (`[drivers:message_store:redis]`; the URI is
-/// [`Config::redis_uri`]).
-#[derive(Debug, Clone)]
-pub struct RedisStoreConfig {
-    pub key_prefix: String,
-    pub connect_timeout_ms: u64,
-    pub operation_timeout_ms: u64,
-    pub gc_interval_secs: u64,
-}
-
-/// Settings of the PostgreSQL store (`[drivers:message_store:postgresql]`; the URI is
-/// [`Config::postgresql_uri`]).
-#[derive(Debug, Clone)]
-pub struct PostgresStoreConfig {
-    /// Schema of the tables; empty: the connection's search_path.
-    pub schema: String,
-    pub max_connections: u32,
-    pub acquire_timeout_secs: u64,
-    /// 0: no limit.
-    pub statement_timeout_secs: u64,
-    pub gc_interval_secs: u64,
-}
-
-/// Settings of the embedded store (`[drivers:message_store:embedded]`).
-#[derive(Debug, Clone)]
-pub struct EmbeddedStoreConfig {
-    pub path: PathBuf,
-    pub shards: usize,
-    pub cache_size_mb: usize,
-    pub gc_interval_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -567,6 +538,29 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 const I32MAX: i64 = i32::MAX as i64;
 
 impl Config {
+    /// What the storage layer needs of this configuration.
+    pub fn store_config(&self) -> crate::storage::StoreConfig {
+        use crate::storage::pooling::Placement;
+        crate::storage::StoreConfig {
+            message_store: self.message_store.clone(),
+            redis_uri: self.redis_uri.clone(),
+            postgresql_uri: self.postgresql_uri.clone(),
+            drivers: crate::storage::DriverSettings {
+                embedded: self.embedded.clone(),
+                redis: self.redis.clone(),
+                postgresql: self.postgresql.clone(),
+            },
+            management_store: self.management_store.clone(),
+            management_uri: self.management_sqlalchemy_uri.clone(),
+            management_schema: self.management_sqlalchemy_schema.clone(),
+            placement: if self.pooling_placement == "project" {
+                Placement::Project
+            } else {
+                Placement::Queue
+            },
+        }
+    }
+
     /// Resolves every known option. Returns the configuration and the warnings (unknown options).
     /// With `strict`, unknown options are an error instead of a warning.
     pub fn from_raw(raw: &RawConfig, strict: bool) -> Result<(Config, Vec<Warning>), ConfigError> {

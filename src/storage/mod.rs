@@ -2,6 +2,7 @@
 //! implements the traits of [`crate::store`] and passes the same conformance suite.
 
 pub mod embedded;
+pub mod engine;
 pub mod pooling;
 pub mod postgres;
 pub mod redis;
@@ -9,40 +10,41 @@ pub mod redis;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
-use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::secret::Secret;
+
+pub use engine::{open_engine, DriverSettings, Engine};
 use crate::store::DataStore;
 
-/// Opens the message store named by `[drivers] message_store`.
-pub async fn open(config: &Config, clock: SharedClock) -> Result<Arc<dyn DataStore>> {
-    match config.message_store.as_str() {
-        "embedded" => {
-            let store = embedded::EmbeddedStore::open(&config.embedded, clock)?;
-            store.start_gc(std::time::Duration::from_secs(
-                config.embedded.gc_interval_secs,
-            ));
-            Ok(store)
-        }
-        "redis" => {
-            let store =
-                self::redis::RedisStore::open(&config.redis_uri.0, &config.redis, clock).await?;
-            store.start_gc(std::time::Duration::from_secs(
-                config.redis.gc_interval_secs,
-            ));
-            Ok(store)
-        }
-        "postgresql" => {
-            let store =
-                postgres::PostgresStore::open(&config.postgresql_uri.0, &config.postgresql, clock)
-                    .await?;
-            store.start_gc(std::time::Duration::from_secs(
-                config.postgresql.gc_interval_secs,
-            ));
-            Ok(store)
-        }
-        other => Err(Error::Unavailable(format!(
-            "[drivers] message_store = {other} is not available in this build"
-        ))),
-    }
+/// What the server asks of the storage layer: the message store of `[drivers]`, and with
+/// pooling the management store and placement rule.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `[drivers] message_store`.
+    pub message_store: String,
+    /// `[drivers:message_store:redis] uri`.
+    pub redis_uri: Secret,
+    /// `[drivers:message_store:postgresql] uri`.
+    pub postgresql_uri: Secret,
+    /// Every engine's settings (the embedded store's location included).
+    pub drivers: DriverSettings,
+    /// `[drivers] management_store`: `embedded` or `sqlalchemy`.
+    pub management_store: String,
+    /// `[drivers:management_store:sqlalchemy] uri`.
+    pub management_uri: Secret,
+    /// `[drivers:management_store:sqlalchemy] schema` (empty: the connection's search_path).
+    pub management_schema: String,
+    /// `[pooling:catalog] placement`.
+    pub placement: pooling::Placement,
 }
 
+/// Opens the message store named by `[drivers] message_store`.
+pub async fn open(config: &StoreConfig, clock: SharedClock) -> Result<Arc<dyn DataStore>> {
+    let engine = Engine::from_name(&config.message_store)?;
+    let uri = match engine {
+        Engine::Embedded => "",
+        Engine::Redis => &config.redis_uri.0,
+        Engine::Postgres => &config.postgresql_uri.0,
+    };
+    open_engine(engine, uri, &config.drivers, clock).await
+}

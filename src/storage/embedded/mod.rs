@@ -21,7 +21,6 @@ use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde_json::value::RawValue;
 
 use crate::clock::{secs, Millis, SharedClock};
-use crate::config::EmbeddedStoreConfig;
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, ListQuery, Message, MessageClaim, MessageStamp, Metadata, NewMessage,
@@ -38,6 +37,15 @@ use records::{
     OUTBOX, QBYTES, QBYTES_BY_EXPIRY, QUEUES, SUBS, SUB_URIS, XFER_DONE,
 };
 use shard::{storage_error, Shard};
+
+/// Settings of the embedded store (`[drivers:message_store:embedded]`).
+#[derive(Debug, Clone)]
+pub struct EmbeddedStoreConfig {
+    pub path: std::path::PathBuf,
+    pub shards: usize,
+    pub cache_size_mb: usize,
+    pub gc_interval_secs: u64,
+}
 
 /// Most expired entries removed per shard per sweep (keeps one GC transaction short).
 const GC_BATCH: usize = 20_000;

@@ -736,7 +736,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::config::EmbeddedStoreConfig;
+    use super::super::EmbeddedStoreConfig;
     use crate::model::NewMessage;
     use crate::store::MessageStore;
 

@@ -23,7 +23,7 @@ use sqlx::{PgPool, Row};
 
 use crate::error::{Error, Result};
 
-pub use crate::store::management::{Flavor, ManagementStore, Pool, ProjectQuota};
+use crate::store::management::{Flavor, ManagementStore, Pool, ProjectQuota};
 
 fn se(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("management store: {e}"))

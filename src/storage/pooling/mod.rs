@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use rand::Rng;
 
 use crate::clock::SharedClock;
-use crate::config::{Config, EmbeddedStoreConfig, PostgresStoreConfig, RedisStoreConfig};
+use crate::storage::{open_engine, DriverSettings, Engine, StoreConfig};
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, FinishedDelivery, ListQuery, Message, Metadata, NewMessage,
@@ -36,7 +36,7 @@ use crate::model::{
 use crate::hub::Hub;
 use crate::store::{ClaimStore, DataStore, MessageStore, QueueStore, SubscriptionStore};
 
-pub use management::{Flavor, ManagementStore, Pool, ProjectQuota};
+use crate::store::management::{ManagementStore, Pool};
 
 /// How new queues are bound to pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,30 +47,9 @@ pub enum Placement {
     Project,
 }
 
-/// Driver settings used for pools (URIs and pool options override the location).
-#[derive(Debug, Clone)]
-pub struct DriverDefaults {
-    pub embedded: EmbeddedStoreConfig,
-    pub redis: RedisStoreConfig,
-    pub postgresql: PostgresStoreConfig,
-}
-
 /// Capability names of a driver, by the scheme of its URI (spec §1.11).
 pub fn capabilities(uri: &str) -> Result<Vec<&'static str>> {
-    let scheme = uri.split_once("://").map(|x| x.0).unwrap_or("");
-    Ok(match scheme {
-        "embedded" => vec!["FIFO", "CLAIMS", "DURABILITY", "AOD"],
-        "redis" | "rediss" | "redis+cluster" | "redis+sentinel" => {
-            vec!["FIFO", "CLAIMS", "AOD", "HIGH_THROUGHPUT"]
-        }
-        "postgresql" | "postgres" => vec!["FIFO", "CLAIMS", "DURABILITY", "AOD"],
-        _ => {
-            return Err(Error::invalid(format!(
-                "cannot connect to {uri}: unsupported scheme (expected embedded://, redis://, \
-                 rediss://, redis+cluster://, postgresql://)"
-            )))
-        }
-    })
+    Engine::from_uri(uri).map(Engine::capabilities)
 }
 
 struct Entry {
@@ -94,7 +73,7 @@ const CACHE_MAX: usize = 200_000;
 
 pub struct PooledStore {
     mgmt: Arc<dyn ManagementStore>,
-    defaults: DriverDefaults,
+    defaults: DriverSettings,
     clock: SharedClock,
     placement: Placement,
     registry: RwLock<Registry>,
@@ -106,7 +85,7 @@ pub struct PooledStore {
 impl PooledStore {
     pub fn new(
         mgmt: Arc<dyn ManagementStore>,
-        defaults: DriverDefaults,
+        defaults: DriverSettings,
         placement: Placement,
         clock: SharedClock,
     ) -> Arc<PooledStore> {
@@ -123,13 +102,13 @@ impl PooledStore {
     }
 
     /// The management store named by `[drivers] management_store` and the pooled store over it.
-    pub async fn open(config: &Config, clock: SharedClock) -> Result<Arc<PooledStore>> {
+    pub async fn open(config: &StoreConfig, clock: SharedClock) -> Result<Arc<PooledStore>> {
         let mgmt: Arc<dyn ManagementStore> = match config.management_store.as_str() {
-            "embedded" => management::EmbeddedManagement::open(&config.embedded.path)?,
+            "embedded" => management::EmbeddedManagement::open(&config.drivers.embedded.path)?,
             "sqlalchemy" => {
                 management::PostgresManagement::open(
-                    &config.management_sqlalchemy_uri.0,
-                    &config.management_sqlalchemy_schema,
+                    &config.management_uri.0,
+                    &config.management_schema,
                     clock.now(),
                 )
                 .await?
@@ -141,17 +120,7 @@ impl PooledStore {
                 )))
             }
         };
-        let placement = if config.pooling_placement == "project" {
-            Placement::Project
-        } else {
-            Placement::Queue
-        };
-        let defaults = DriverDefaults {
-            embedded: config.embedded.clone(),
-            redis: config.redis.clone(),
-            postgresql: config.postgresql.clone(),
-        };
-        let store = PooledStore::new(mgmt, defaults, placement, clock);
+        let store = PooledStore::new(mgmt, config.drivers.clone(), config.placement, clock);
         store.refresh(true).await?;
         Ok(store)
     }
@@ -213,10 +182,10 @@ impl PooledStore {
         Ok(reg.pools.values().map(|e| e.pool.clone()).collect())
     }
 
-    /// Opens the driver a pool's URI names.
+    /// Opens the driver a pool's URI names, with the pool's options over the defaults.
     async fn open_driver(&self, pool: &Pool) -> Result<Arc<dyn DataStore>> {
         let uri = pool.uri.trim();
-        let scheme = uri.split_once("://").map(|x| x.0).unwrap_or("");
+        let engine = Engine::from_uri(uri)?;
         let opt_str = |k: &str| {
             pool.options
                 .get(k)
@@ -224,54 +193,34 @@ impl PooledStore {
                 .map(str::to_string)
         };
         let opt_int = |k: &str| pool.options.get(k).and_then(|v| v.as_u64());
-        let store: Arc<dyn DataStore> = match scheme {
-            "embedded" => {
-                let rest = &uri["embedded://".len()..];
-                let path = if rest.starts_with('/') {
-                    PathBuf::from(rest)
+        let mut settings = self.defaults.clone();
+        match engine {
+            Engine::Embedded => {
+                let rest = uri.split_once("://").map(|x| x.1).unwrap_or("");
+                if rest.starts_with('/') {
+                    settings.embedded.path = PathBuf::from(rest);
                 } else {
-                    self.defaults.embedded.path.join(rest)
-                };
-                let mut cfg = EmbeddedStoreConfig {
-                    path,
-                    ..self.defaults.embedded.clone()
-                };
+                    settings.embedded.path = self.defaults.embedded.path.join(rest);
+                }
                 if let Some(n) = opt_int("shards") {
-                    cfg.shards = n.clamp(1, 64) as usize;
+                    settings.embedded.shards = n.clamp(1, 64) as usize;
                 }
-                let s = crate::storage::embedded::EmbeddedStore::open(&cfg, self.clock.clone())?;
-                s.start_gc(Duration::from_secs(cfg.gc_interval_secs));
-                s
             }
-            "redis" | "rediss" | "redis+cluster" | "redis+sentinel" => {
-                let mut cfg = self.defaults.redis.clone();
+            Engine::Redis => {
                 if let Some(p) = opt_str("key_prefix") {
-                    cfg.key_prefix = p;
+                    settings.redis.key_prefix = p;
                 }
-                let s =
-                    crate::storage::redis::RedisStore::open(uri, &cfg, self.clock.clone()).await?;
-                s.start_gc(Duration::from_secs(cfg.gc_interval_secs));
-                s
             }
-            "postgresql" | "postgres" => {
-                let mut cfg = self.defaults.postgresql.clone();
+            Engine::Postgres => {
                 if let Some(s) = opt_str("schema") {
-                    cfg.schema = s;
+                    settings.postgresql.schema = s;
                 }
                 if let Some(n) = opt_int("max_connections") {
-                    cfg.max_connections = n.clamp(1, 10_000) as u32;
+                    settings.postgresql.max_connections = n.clamp(1, 10_000) as u32;
                 }
-                let s =
-                    crate::storage::postgres::PostgresStore::open(uri, &cfg, self.clock.clone())
-                        .await?;
-                s.start_gc(Duration::from_secs(cfg.gc_interval_secs));
-                s
             }
-            _ => {
-                capabilities(uri)?;
-                unreachable!("capabilities() refuses unknown schemes")
-            }
-        };
+        }
+        let store = open_engine(engine, uri, &settings, self.clock.clone()).await?;
         if let Some(hub) = self.hub.lock().unwrap().clone() {
             store.attach_hub(hub);
         }

@@ -35,7 +35,6 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::oneshot;
 
 use crate::clock::{secs, Millis, SharedClock};
-use crate::config::PostgresStoreConfig;
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, DeadLetter, ListQuery, Message, MessageClaim, MessageStamp, Metadata,
@@ -58,6 +57,19 @@ pub(crate) async fn migrate_schema(
     schema::migrate(pool, schema, now).await
 }
 use sql::*;
+
+/// Settings of the PostgreSQL store (`[drivers:message_store:postgresql]`; the URI is
+/// `[drivers:message_store:postgresql] uri`).
+#[derive(Debug, Clone)]
+pub struct PostgresStoreConfig {
+    /// Schema of the tables; empty: the connection's search_path.
+    pub schema: String,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    /// 0: no limit.
+    pub statement_timeout_secs: u64,
+    pub gc_interval_secs: u64,
+}
 
 /// Most expired rows removed by one sweep statement.
 const GC_BATCH: i64 = 5_000;

@@ -31,7 +31,6 @@ use redis::{FromRedisValue, ScriptInvocation, Value};
 use serde_json::value::RawValue;
 
 use crate::clock::{Millis, SharedClock};
-use crate::config::RedisStoreConfig;
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, ListQuery, Message, MessageClaim, MessageStamp, Metadata, NewMessage,
@@ -46,6 +45,16 @@ use crate::store::{
 use conn::{Conn, PubSubSource, Timeouts};
 use keys::Keys;
 use scripts::Scripts;
+
+/// Settings of the Redis store (`[drivers:message_store:redis]`; the URI is
+/// `[drivers:message_store:redis] uri`).
+#[derive(Debug, Clone)]
+pub struct RedisStoreConfig {
+    pub key_prefix: String,
+    pub connect_timeout_ms: u64,
+    pub operation_timeout_ms: u64,
+    pub gc_interval_secs: u64,
+}
 
 /// How long a drainer holds an outbox entry before another may take it over.
 const LEASE_MS: i64 = 30_000;

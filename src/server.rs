@@ -29,19 +29,7 @@ fn keystone(
     if config.auth_strategy != "keystone" {
         return Ok(None);
     }
-    let k = &config.keystone;
-    let cfg = crate::auth::keystone::KeystoneConfig {
-        www_authenticate_uri: k.www_authenticate_uri.clone(),
-        auth_url: k.auth_url.clone(),
-        username: k.username.clone(),
-        password: k.password.clone(),
-        project_name: k.project_name.clone(),
-        user_domain_name: k.user_domain_name.clone(),
-        project_domain_name: k.project_domain_name.clone(),
-        token_cache_time: k.token_cache_time,
-        http_timeout: k.http_timeout,
-        cache_size: k.cache_size,
-    };
+    let cfg = config.keystone.clone();
     crate::auth::keystone::Keystone::new(cfg, clock)
         .map(|k| Some(Arc::new(k) as Arc<dyn crate::identity::IdentityProvider>))
         .map_err(Error::Invalid)

@@ -124,69 +124,15 @@ pub fn env_section(section: &str) -> String {
     section.replace([':', '-'], "_").to_ascii_uppercase()
 }
 
-/// How the `Client-ID` header is validated (`[transport] client_id_uuid_safe`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientIdMode {
-    Strict,
-    Off,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-/// Limits and defaults of the v2 API (`[transport]`).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub default_message_ttl: i64,
-    pub default_message_delay: i64,
-    pub default_claim_ttl: i64,
-    pub default_claim_grace: i64,
-    pub default_subscription_ttl: i64,
-    pub max_queues_per_page: i64,
-    pub max_messages_per_page: i64,
-    pub max_subscriptions_per_page: i64,
-    pub max_messages_per_claim_or_pop: i64,
-    pub max_queue_metadata: usize,
-    pub max_messages_post_size: usize,
-    pub max_message_ttl: i64,
-    pub max_message_delay: i64,
-    pub max_claim_ttl: i64,
-    pub max_claim_grace: i64,
-    pub max_pools_per_page: i64,
-    pub max_flavors_per_page: i64,
-    pub subscriber_types: Vec<String>,
-    pub client_id_uuid_safe: ClientIdMode,
-    pub min_length_client_id: usize,
-    pub max_length_client_id: usize,
-    pub message_delete_with_claim_id: bool,
-}
+pub use crate::service::limits::{ClientIdMode, Limits};
 
-impl Default for Limits {
-    fn default() -> Self {
-        Config::from_raw(&RawConfig::default(), false)
-            .expect("defaults are valid")
-            .0
-            .limits
-    }
-}
-
-/// `[keystone_authtoken]` options (keystonemiddleware's names).
-#[derive(Debug, Clone)]
-pub struct KeystoneSettings {
-    pub www_authenticate_uri: String,
-    pub auth_url: String,
-    pub username: String,
-    pub password: Secret,
-    pub project_name: String,
-    pub user_domain_name: String,
-    pub project_domain_name: String,
-    pub token_cache_time: u64,
-    pub http_timeout: u64,
-    pub cache_size: usize,
-}
+pub use crate::auth::keystone::KeystoneConfig;
 
 /// `[quotas]` options (0 = unlimited).
 #[derive(Debug, Clone, Default)]
@@ -201,17 +147,7 @@ pub struct QuotaConfig {
     pub bytes_cache_seconds: u64,
 }
 
-/// `[cors]` options (oslo.middleware's names).
-#[derive(Debug, Clone, Default)]
-pub struct CorsConfig {
-    pub allowed_origin: Vec<String>,
-    pub allow_credentials: bool,
-    pub max_age: u64,
-    pub expose_headers: Vec<String>,
-    pub allow_methods: Vec<String>,
-    pub allow_headers: Vec<String>,
-}
-
+pub use crate::http::CorsConfig;
 pub use crate::secret::Secret;
 pub use crate::storage::embedded::EmbeddedStoreConfig;
 pub use crate::storage::postgres::PostgresStoreConfig;
@@ -225,29 +161,7 @@ pub struct EncryptionConfig {
     pub current_key: Option<String>,
 }
 
-/// Settings of the WebSocket transport (`[drivers:transport:websocket]`).
-#[derive(Debug, Clone)]
-pub struct WebSocketConfig {
-    pub bind: String,
-    pub port: u16,
-    pub max_connections: usize,
-    pub max_message_size: usize,
-    pub max_frame_size: usize,
-    pub max_requests_in_flight: usize,
-    pub send_buffer_size: usize,
-    pub send_timeout_secs: u64,
-    /// 0: no keep-alive pings.
-    pub ping_interval_secs: u64,
-    /// 0: no idle timeout.
-    pub idle_timeout_secs: u64,
-    /// This node's notification listener (empty bind: the WebSocket bind address).
-    pub notification_bind: String,
-    pub notification_port: u16,
-    /// Whether failing to listen is fatal: the operator chose this transport (`[drivers]
-    /// transport = websocket`) or its address. With everything at its defaults, a busy port
-    /// 9000 (e.g. a second server on the host) only disables the WebSocket listener.
-    pub required: bool,
-}
+pub use crate::ws::WebSocketConfig;
 
 /// The admin listener (`[admin]`): metrics, liveness and readiness.
 #[derive(Debug, Clone)]
@@ -278,7 +192,7 @@ pub struct Config {
     /// `""` (no authentication) or `"keystone"`.
     pub auth_strategy: String,
     /// `[keystone_authtoken]`, used when `auth_strategy = keystone`.
-    pub keystone: KeystoneSettings,
+    pub keystone: KeystoneConfig,
     /// `[oslo_policy] policy_file`.
     pub policy_file: Option<PathBuf>,
     pub enable_checksum: bool,
@@ -526,14 +440,7 @@ fn notification_config(
     })
 }
 
-/// oslo.config's boolean spellings.
-pub fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
-        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::service::validate::parse_bool;
 
 const I32MAX: i64 = i32::MAX as i64;
 
@@ -627,7 +534,7 @@ impl Config {
             }
         };
         const K: &str = "keystone_authtoken";
-        let keystone_settings = KeystoneSettings {
+        let keystone_settings = KeystoneConfig {
             www_authenticate_uri: r.string(K, "www_authenticate_uri"),
             auth_url: r.string(K, "auth_url"),
             username: r.string(K, "username"),
@@ -942,6 +849,12 @@ mod tests {
         let mut raw = RawConfig::default();
         raw.load_str(text, Origin::File("zaqar.conf".into()))?;
         Config::from_raw(&raw, false)
+    }
+
+    #[test]
+    fn service_limit_defaults_are_the_registry_defaults() {
+        let (config, _) = load("").unwrap();
+        assert_eq!(config.limits, Limits::default());
     }
 
     #[test]

@@ -37,13 +37,24 @@ use crate::service::{validate, Service};
 pub use error::PATCH_MEDIA_TYPE;
 pub use wire::subscription as subscription_view;
 
+/// `[cors]` options (oslo.middleware's names).
+#[derive(Debug, Clone, Default)]
+pub struct CorsConfig {
+    pub allowed_origin: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: u64,
+    pub expose_headers: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+}
+
 /// Shared state of every handler.
 pub struct AppState {
     pub service: Arc<Service>,
     pub admin_mode: bool,
     /// `[DEFAULT] pooling`: with `admin_mode`, the pools and flavors routes exist.
     pub pooling: bool,
-    pub cors: crate::config::CorsConfig,
+    pub cors: CorsConfig,
 }
 
 impl AppState {
@@ -59,7 +70,7 @@ impl AppState {
 
 /// The CORS layer of `[cors]` (spec §2.10), or `None` when no origin is allowed. It wraps the
 /// routes outside authentication, so preflight requests need no credentials.
-fn cors_layer(c: &crate::config::CorsConfig) -> Option<tower_http::cors::CorsLayer> {
+fn cors_layer(c: &CorsConfig) -> Option<tower_http::cors::CorsLayer> {
     use tower_http::cors::{AllowOrigin, CorsLayer};
     if c.allowed_origin.is_empty() {
         return None;

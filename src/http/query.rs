@@ -1,7 +1,7 @@
 //! Query-string parsing with Zaqar's rules (spec §2.7): empty values count as absent, booleans
 //! accept oslo's spellings, integers are base 10, lists are comma-separated.
 
-use crate::config::parse_bool;
+use crate::service::validate::parse_bool;
 use crate::error::{Error, Result};
 
 /// The decoded parameters of one request, in order of appearance.

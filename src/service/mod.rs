@@ -5,6 +5,7 @@
 pub mod checksum;
 pub mod crypto;
 pub mod filter;
+pub mod limits;
 pub mod notifications;
 pub mod notifier;
 pub mod patch;
@@ -21,7 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::clock::{Millis, SharedClock};
-use crate::config::Limits;
+use limits::Limits;
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, DeadLetter, ListQuery, Message, Metadata, NewMessage, QueueFilter,

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::{ClientIdMode, Limits};
+use super::limits::{ClientIdMode, Limits};
 use crate::error::{Error, Result};
 use crate::model::Metadata;
 
@@ -451,6 +451,15 @@ pub fn limit(value: Option<i64>, default: i64, max: i64) -> Result<usize> {
         )))
     } else {
         Ok(v as usize)
+    }
+}
+
+/// oslo.config's boolean spellings.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
     }
 }
 

@@ -30,9 +30,33 @@ use serde_json::Value;
 use tokio::sync::{watch, OnceCell, Semaphore};
 use tower::ServiceExt;
 
-use crate::config::{Config, WebSocketConfig};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::Service;
+
+/// Settings of the WebSocket transport (`[drivers:transport:websocket]`).
+#[derive(Debug, Clone)]
+pub struct WebSocketConfig {
+    pub bind: String,
+    pub port: u16,
+    pub max_connections: usize,
+    pub max_message_size: usize,
+    pub max_frame_size: usize,
+    pub max_requests_in_flight: usize,
+    pub send_buffer_size: usize,
+    pub send_timeout_secs: u64,
+    /// 0: no keep-alive pings.
+    pub ping_interval_secs: u64,
+    /// 0: no idle timeout.
+    pub idle_timeout_secs: u64,
+    /// This node's notification listener (empty bind: the WebSocket bind address).
+    pub notification_bind: String,
+    pub notification_port: u16,
+    /// Whether failing to listen is fatal: the operator chose this transport (`[drivers]
+    /// transport = websocket`) or its address. With everything at its defaults, a busy port
+    /// 9000 (e.g. a second server on the host) only disables the WebSocket listener.
+    pub required: bool,
+}
 
 /// The read buffer of a connection. Small, so that idle connections are cheap (tungstenite's
 /// default of 128 KiB is allocated and zeroed per connection); frames larger than it are

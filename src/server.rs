@@ -62,6 +62,15 @@ fn quotas(
     Ok(quotas)
 }
 
+/// What the transports take from the configuration.
+fn api_options(config: &Config) -> crate::http::ApiOptions {
+    crate::http::ApiOptions {
+        admin_mode: config.admin_mode,
+        pooling: config.pooling,
+        cors: config.cors.clone(),
+    }
+}
+
 /// A running server's parts, built from configuration.
 pub struct App {
     pub config: Config,
@@ -124,8 +133,9 @@ impl App {
         let service = Arc::new(service.with_notifications(notifier.clone()));
         store.attach_hub(service.hub().clone());
         let delivery = notifier.start();
-        let http = router(Arc::new(AppState::new(service.clone(), &config)));
-        let websocket = WebSocketServer::new(service.clone(), &config, http);
+        let http = router(Arc::new(AppState::new(service.clone(), &api_options(&config))));
+        let websocket =
+            WebSocketServer::new(service.clone(), &api_options(&config), &config.websocket, http);
         websocket.start_notification_listener().await?;
         Ok(App {
             notifier,
@@ -139,7 +149,7 @@ impl App {
 
     /// The router of the HTTP listener: the v2 HTTP API, plus WebSocket upgrades on any path.
     pub fn router(&self) -> axum::Router {
-        let http = router(Arc::new(AppState::new(self.service.clone(), &self.config)));
+        let http = router(Arc::new(AppState::new(self.service.clone(), &api_options(&self.config))));
         self.websocket.accept_upgrades_on(http)
     }
 
@@ -172,7 +182,7 @@ impl App {
             return admin;
         }
         // The console's page, and the API it calls on the same origin (same checks and auth).
-        let api = router(Arc::new(AppState::new(self.service.clone(), &self.config)));
+        let api = router(Arc::new(AppState::new(self.service.clone(), &api_options(&self.config))));
         admin.merge(crate::admin::console::router()).merge(api)
     }
 

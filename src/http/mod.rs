@@ -48,6 +48,17 @@ pub struct CorsConfig {
     pub allow_headers: Vec<String>,
 }
 
+/// What both transports take from the server's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOptions {
+    /// `[DEFAULT] admin_mode`: the admin routes and actions exist.
+    pub admin_mode: bool,
+    /// `[DEFAULT] pooling`: with `admin_mode`, the pools and flavors routes exist.
+    pub pooling: bool,
+    /// `[cors]`.
+    pub cors: CorsConfig,
+}
+
 /// Shared state of every handler.
 pub struct AppState {
     pub service: Arc<Service>,
@@ -58,12 +69,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(service: Arc<Service>, config: &crate::config::Config) -> AppState {
+    pub fn new(service: Arc<Service>, options: &ApiOptions) -> AppState {
         AppState {
             service,
-            admin_mode: config.admin_mode,
-            pooling: config.pooling,
-            cors: config.cors.clone(),
+            admin_mode: options.admin_mode,
+            pooling: options.pooling,
+            cors: options.cors.clone(),
         }
     }
 }

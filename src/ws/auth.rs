@@ -45,8 +45,8 @@ pub enum AuthState {
 
 impl AuthState {
     /// The state of a new connection.
-    pub fn initial(auth_strategy: &str) -> AuthState {
-        if auth_strategy.is_empty() {
+    pub fn initial(auth_required: bool) -> AuthState {
+        if !auth_required {
             AuthState::Disabled
         } else {
             AuthState::Unauthenticated

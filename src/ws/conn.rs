@@ -241,7 +241,7 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
     let max_in_flight = cfg.max_requests_in_flight;
     let send_timeout = Duration::from_secs(cfg.send_timeout_secs);
     let conn = Arc::new(Connection {
-        auth: Mutex::new(AuthState::initial(&state.auth_strategy)),
+        auth: Mutex::new(AuthState::initial(state.service.auth_required())),
         auth_changed: Notify::new(),
         id: uuid::Uuid::new_v4().simple().to_string(),
         push: Mutex::new(None),
@@ -311,7 +311,7 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
             }
             _ = stopped(&mut shutdown), if !closing => closing = true,
             _ = &mut expiry_timer, if expires.is_some() => {
-                conn.set_auth_state(AuthState::initial(&state.auth_strategy));
+                conn.set_auth_state(AuthState::initial(state.service.auth_required()));
                 close(&mut socket, auth::EXPIRED_CODE, auth::EXPIRED_REASON, send_timeout).await;
                 break;
             }

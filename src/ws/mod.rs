@@ -30,7 +30,7 @@ use serde_json::Value;
 use tokio::sync::{watch, OnceCell, Semaphore};
 use tower::ServiceExt;
 
-use crate::config::Config;
+use crate::http::ApiOptions;
 use crate::error::{Error, Result};
 use crate::service::Service;
 
@@ -72,7 +72,6 @@ pub struct WsState {
     admin_mode: bool,
     /// `admin_mode` and `pooling`: the `pool_*` and `flavor_*` actions are served.
     pooling: bool,
-    auth_strategy: String,
     /// One permit per open connection (`max_connections`).
     sessions: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
@@ -119,15 +118,19 @@ pub struct WebSocketServer {
 
 impl WebSocketServer {
     /// `http` is the HTTP router (without this transport's layer), used for the home document.
-    pub fn new(service: Arc<Service>, config: &Config, http: Router) -> WebSocketServer {
+    pub fn new(
+        service: Arc<Service>,
+        options: &ApiOptions,
+        config: &WebSocketConfig,
+        http: Router,
+    ) -> WebSocketServer {
         let (shutdown, rx) = watch::channel(false);
         let state = Arc::new(WsState {
             service,
-            config: config.websocket.clone(),
-            admin_mode: config.admin_mode,
-            pooling: config.admin_mode && config.pooling,
-            auth_strategy: config.auth_strategy.clone(),
-            sessions: Arc::new(Semaphore::new(config.websocket.max_connections)),
+            config: config.clone(),
+            admin_mode: options.admin_mode,
+            pooling: options.admin_mode && options.pooling,
+            sessions: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: rx,
             http,
             home: OnceCell::new(),

@@ -21,7 +21,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use serde_json::{json, Map, Value};
 use zaqar::clock::{Clock, SharedClock, SystemClock};
 use zaqar::config::{Config, EmbeddedStoreConfig};
-use zaqar::http::wire::{next_links, MessageView};
+use zaqar::wire::http::{next_links, MessageView};
 use zaqar::model::{ClaimParams, ListQuery, Message, NewMessage, QueueRef};
 use zaqar::service::{validate, Service};
 use zaqar::storage::embedded::EmbeddedStore;
@@ -130,7 +130,7 @@ fn render_listing_typed(queue: &str, messages: &[Message], now: i64) -> Vec<u8> 
     #[derive(serde::Serialize)]
     struct Listing<'a> {
         messages: Vec<MessageView<'a>>,
-        links: Vec<zaqar::http::wire::Link>,
+        links: Vec<zaqar::wire::http::Link>,
     }
     let next = messages.last().map(|m| {
         format!(

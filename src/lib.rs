@@ -19,5 +19,6 @@ pub mod server;
 pub mod service;
 pub mod signing;
 pub mod storage;
+pub mod wire;
 pub mod store;
 pub mod ws;

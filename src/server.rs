@@ -133,9 +133,8 @@ impl App {
         let service = Arc::new(service.with_notifications(notifier.clone()));
         store.attach_hub(service.hub().clone());
         let delivery = notifier.start();
-        let http = router(Arc::new(AppState::new(service.clone(), &api_options(&config))));
         let websocket =
-            WebSocketServer::new(service.clone(), &api_options(&config), &config.websocket, http);
+            WebSocketServer::new(service.clone(), &api_options(&config), &config.websocket);
         websocket.start_notification_listener().await?;
         Ok(App {
             notifier,

@@ -11,7 +11,7 @@ use super::{
     TopicCmd,
 };
 
-pub use crate::http::path_segment as seg;
+pub use crate::wire::path_segment as seg;
 
 /// Parses a JSON argument.
 pub fn parse_json(what: &str, text: &str) -> Result<Value> {

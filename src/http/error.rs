@@ -23,7 +23,7 @@ impl IntoResponse for Error {
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         }
-        let mut resp = (status, super::wire::json_body(&body)).into_response();
+        let mut resp = (status, crate::wire::http::json_body(&body)).into_response();
         if let Error::Unauthorized {
             www_authenticate: Some(v),
             ..
@@ -55,7 +55,7 @@ pub fn status_only(status: StatusCode) -> Response {
         status.as_u16(),
         status.canonical_reason().unwrap_or_default()
     );
-    let mut resp = (status, super::wire::json_body(&json!({ "title": title }))).into_response();
+    let mut resp = (status, crate::wire::http::json_body(&json!({ "title": title }))).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

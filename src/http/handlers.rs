@@ -9,10 +9,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::query::{href, Query};
-use super::wire::{json_body, next_links, ClaimView, Link, MessageView, PoppedView, StatsView};
+use crate::wire;
+use crate::wire::http::{json_body, next_links, ClaimView, Link, MessageView, PoppedView, StatsView};
 use super::{AppState, Identity, PATCH_MEDIA_TYPE};
 use crate::error::{Error, Result};
 use crate::model::Metadata;
@@ -136,210 +137,11 @@ impl Kind for Topics {
 // ----- versions, home, ping, health ---------------------------------------------------
 
 pub async fn versions() -> Response {
-    let doc = json!({"versions": [{
-        "id": "2",
-        "status": "CURRENT",
-        "updated": "2014-9-24T04:06:47Z",
-        "media-types": [{"base": "application/json",
-                         "type": "application/vnd.openstack.messaging-v2+json"}],
-        "links": [{"href": "/v2/", "rel": "self"}],
-    }]});
-    (StatusCode::MULTIPLE_CHOICES, json_body(&doc)).into_response()
-}
-
-fn rel(template: &str, vars: &[&str], allow: &[&str], post: bool) -> Value {
-    let vars: Map<String, Value> = vars
-        .iter()
-        .map(|v| (v.to_string(), Value::from(format!("param/{v}"))))
-        .collect();
-    let mut hints = json!({"allow": allow, "formats": {"application/json": {}}});
-    if post {
-        hints["accept-post"] = json!(["application/json"]);
-    }
-    json!({"href-template": template, "href-vars": vars, "hints": hints})
+    (StatusCode::MULTIPLE_CHOICES, json_body(&wire::versions())).into_response()
 }
 
 pub async fn home(State(s): St) -> Response {
-    let q = "/v2/queues/{queue_name}";
-    let mut r = Map::new();
-    let mut add = |name: &str, v: Value| {
-        r.insert(format!("rel/{name}"), v);
-    };
-    add(
-        "queues",
-        rel(
-            "/v2/queues{?marker,limit,detailed}",
-            &["marker", "limit", "detailed"],
-            &["GET"],
-            false,
-        ),
-    );
-    add(
-        "queue",
-        rel(
-            q,
-            &["queue_name"],
-            &["GET", "PUT", "DELETE", "PATCH"],
-            false,
-        ),
-    );
-    add(
-        "queue_stats",
-        rel(&format!("{q}/stats"), &["queue_name"], &["GET"], false),
-    );
-    add(
-        "queue_share",
-        rel(&format!("{q}/share"), &["queue_name"], &["POST"], true),
-    );
-    add(
-        "queue_purge",
-        rel(&format!("{q}/purge"), &["queue_name"], &["POST"], true),
-    );
-    add(
-        "messages",
-        rel(
-            &format!("{q}/messages{{?marker,limit,echo,include_claimed}}"),
-            &["queue_name", "marker", "limit", "echo", "include_claimed"],
-            &["GET"],
-            false,
-        ),
-    );
-    add(
-        "post_messages",
-        rel(&format!("{q}/messages"), &["queue_name"], &["POST"], true),
-    );
-    add(
-        "messages_delete",
-        rel(
-            &format!("{q}/messages{{?ids,pop}}"),
-            &["queue_name", "ids", "pop"],
-            &["DELETE"],
-            false,
-        ),
-    );
-    add(
-        "message_delete",
-        rel(
-            &format!("{q}/messages/{{message_id}}{{?claim}}"),
-            &["queue_name", "message_id", "claim"],
-            &["DELETE"],
-            false,
-        ),
-    );
-    add(
-        "message_get",
-        rel(
-            &format!("{q}/messages/{{message_id}}"),
-            &["queue_name", "message_id"],
-            &["GET"],
-            false,
-        ),
-    );
-    let claim = format!("{q}/claims/{{claim_id}}");
-    add(
-        "claim",
-        rel(&claim, &["queue_name", "claim_id"], &["GET"], false),
-    );
-    add(
-        "post_claim",
-        rel(
-            &format!("{q}/claims{{?limit}}"),
-            &["queue_name", "limit"],
-            &["POST"],
-            true,
-        ),
-    );
-    add(
-        "patch_claim",
-        rel(&claim, &["queue_name", "claim_id"], &["PATCH"], false),
-    );
-    add(
-        "delete_claim",
-        rel(&claim, &["queue_name", "claim_id"], &["DELETE"], false),
-    );
-    add(
-        "subscriptions_get",
-        rel(
-            &format!("{q}/subscriptions{{?marker,limit}}"),
-            &["queue_name", "marker", "limit"],
-            &["GET"],
-            false,
-        ),
-    );
-    add(
-        "subscriptions_post",
-        rel(
-            &format!("{q}/subscriptions"),
-            &["queue_name"],
-            &["POST"],
-            true,
-        ),
-    );
-    let sub = format!("{q}/subscriptions/{{subscriptions_id}}");
-    add(
-        "subscription",
-        rel(
-            &sub,
-            &["queue_name", "subscriptions_id"],
-            &["GET", "DELETE"],
-            false,
-        ),
-    );
-    add(
-        "subscription_patch",
-        rel(&sub, &["queue_name", "subscriptions_id"], &["PATCH"], false),
-    );
-    add("ping", rel("/v2/ping", &[], &["GET"], false));
-    if s.admin_mode && s.pooling {
-        for (many, one, var) in [
-            ("pools", "pool", "pool_name"),
-            ("flavors", "flavor", "flavor_name"),
-        ] {
-            add(
-                many,
-                rel(
-                    &format!("/v2/{many}{{?detailed,limit,marker}}"),
-                    &["detailed", "limit", "marker"],
-                    &["GET"],
-                    false,
-                ),
-            );
-            add(
-                one,
-                rel(
-                    &format!("/v2/{many}/{{{var}}}"),
-                    &[var],
-                    &["GET", "PUT", "PATCH", "DELETE"],
-                    false,
-                ),
-            );
-        }
-    }
-    if s.admin_mode {
-        add(
-            "health",
-            json!({"href": "/v2/health", "hints": {"allow": ["GET"], "formats": {"application/json": {}}}}),
-        );
-        add(
-            "quotas",
-            rel(
-                "/v2/quotas{?limit,marker}",
-                &["limit", "marker"],
-                &["GET"],
-                false,
-            ),
-        );
-        add(
-            "quota",
-            rel(
-                "/v2/quotas/{project_id}",
-                &["project_id"],
-                &["GET", "PUT", "DELETE"],
-                false,
-            ),
-        );
-    }
-    let doc = json!({ "resources": r });
+    let doc = wire::home_document(s.admin_mode, s.pooling);
     let mut resp = json_body(&doc).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -365,26 +167,8 @@ pub async fn ping_head() -> Response {
 }
 
 pub async fn health(State(s): St) -> Result<Response> {
-    if let Some(pooled) = s.service.pooled_health().await {
-        let pools = pooled.map_err(|_| Error::unavailable("Health status could not be read."))?;
-        return Ok(json_body(&super::pool_views::pooled_health_json(&pools)).into_response());
-    }
-    let reachable = s.service.ping().await;
-    if !reachable {
-        return Err(Error::unavailable("Health status could not be read."));
-    }
-    let steps = s.service.health_probe().await;
-    let status: Map<String, Value> = steps
-        .iter()
-        .map(|st| {
-            (
-                st.name.to_string(),
-                json!({"succeeded": st.succeeded, "seconds": st.seconds, "ref": st.reference}),
-            )
-        })
-        .collect();
-    let doc = json!({"storage_reachable": reachable, "operation_status": status});
-    Ok(json_body(&doc).into_response())
+    let health = s.service.health().await?;
+    Ok(json_body(&wire::health(&health)).into_response())
 }
 
 // ----- queues -------------------------------------------------------------------------
@@ -864,7 +648,7 @@ pub async fn list_subscriptions<K: Kind>(
     });
     let items: Vec<Value> = subs
         .iter()
-        .map(|x| super::wire::subscription(x, now))
+        .map(|x| wire::subscription(x, now))
         .collect();
     Ok(json_body(&json!({"subscriptions": items, "links": next_links(next)})).into_response())
 }
@@ -912,7 +696,7 @@ pub async fn get_subscription<K: Kind>(
         .service
         .get_subscription(id.ctx(), K::KIND, &source, &sid)
         .await?;
-    Ok(json_body(&super::wire::subscription(&sub, s.service.now())).into_response())
+    Ok(json_body(&wire::subscription(&sub, s.service.now())).into_response())
 }
 
 pub async fn update_subscription<K: Kind>(

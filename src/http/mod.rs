@@ -5,16 +5,7 @@ mod error;
 mod handlers;
 mod pools;
 mod quotas;
-/// The wire shapes of pools and flavors (shared with the WebSocket transport).
-pub mod pool_views {
-    pub use super::pools::{flavor_json, pool_json, pooled_health_json};
-}
-/// The wire shape of per-project limits (shared with the WebSocket transport).
-pub mod quota_views {
-    pub use super::quotas::quota_json;
-}
 pub mod query;
-pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,7 +26,6 @@ use crate::error::Error;
 use crate::service::{validate, Service};
 
 pub use error::PATCH_MEDIA_TYPE;
-pub use wire::subscription as subscription_view;
 
 /// `[cors]` options (oslo.middleware's names).
 #[derive(Debug, Clone, Default)]
@@ -597,19 +587,6 @@ async fn guard(
     }
 }
 
-/// Percent-encodes one path segment: every byte but `A-Za-z0-9-._~` (used in hrefs the server
-/// builds from stored names, and by the CLI).
-pub fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

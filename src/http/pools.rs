@@ -11,61 +11,12 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::query::{href, Query};
-use super::wire::json_body;
+use crate::wire::http::json_body;
+use crate::wire::{flavor_json, pool_json};
 use super::{AppState, Identity};
 use crate::error::Result;
-use crate::service::pools::FlavorView;
-use crate::store::management::Pool;
 
 type St = State<Arc<AppState>>;
-
-/// The wire shape of a pool (`options` only when detailed).
-pub fn pool_json(p: &Pool, detailed: bool) -> Value {
-    let mut o = json!({
-        "name": p.name,
-        "uri": p.uri,
-        "weight": p.weight,
-        "flavor": p.flavor,
-        "href": format!("/v2/pools/{}", p.name),
-    });
-    if detailed {
-        o["options"] = Value::Object(p.options.clone());
-    }
-    o
-}
-
-/// The wire shape of a flavor: `pool_list` when non-empty (or `always`), `capabilities` when
-/// detailed (or `always`).
-pub fn flavor_json(f: &FlavorView, detailed: bool, always: bool) -> Value {
-    let mut o = json!({"name": f.name, "href": format!("/v2/flavors/{}", f.name)});
-    if always || !f.pool_list.is_empty() {
-        o["pool_list"] = json!(f.pool_list);
-    }
-    if always || detailed {
-        o["capabilities"] = json!(f.capabilities);
-    }
-    o
-}
-
-/// The pooled `GET /v2/health` body (spec §3.2.3): `catalog_reachable` and one object per pool.
-pub fn pooled_health_json(pools: &[crate::service::PoolHealth]) -> Value {
-    let mut doc = json!({"catalog_reachable": true});
-    for p in pools {
-        let status: serde_json::Map<String, Value> = p
-            .steps
-            .iter()
-            .map(|st| {
-                (
-                    st.name.to_string(),
-                    json!({"succeeded": st.succeeded, "seconds": st.seconds, "ref": st.reference}),
-                )
-            })
-            .collect();
-        doc[p.name.as_str()] =
-            json!({"storage_reachable": p.reachable, "operation_status": status});
-    }
-    doc
-}
 
 fn with_location(mut resp: Response, name: header::HeaderName, value: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(value) {

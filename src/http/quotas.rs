@@ -8,69 +8,15 @@ use axum::body::Body;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::query::{href, Query};
-use super::wire::json_body;
+use crate::wire::http::json_body;
+use crate::wire::quota_json;
 use super::AppState;
 use crate::error::Result;
-use crate::service::quota::{Limits, QuotaView};
 
 type St = State<Arc<AppState>>;
-
-/// A rate as JSON: whole numbers without a fraction.
-fn rate(v: f64) -> Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        json!(v as i64)
-    } else {
-        json!(v)
-    }
-}
-
-fn limits_json(l: &Limits) -> Value {
-    json!({
-        "max_queues": l.max_queues,
-        "max_messages_per_queue": l.max_messages_per_queue,
-        "max_bytes": l.max_bytes,
-        "requests_per_second": rate(l.requests_per_second),
-        "burst": rate(l.burst),
-    })
-}
-
-/// The wire shape of a project's limits: `quota` is its management-store entry (only the
-/// fields it sets), `effective` the limits in force, `usage` (one project only) what it uses.
-pub fn quota_json(v: &QuotaView) -> Value {
-    let e = &v.entry;
-    let mut quota = Map::new();
-    let counts = [
-        ("max_queues", e.max_queues),
-        ("max_messages_per_queue", e.max_messages_per_queue),
-        ("max_bytes", e.max_bytes),
-    ];
-    for (k, x) in counts {
-        if let Some(x) = x {
-            quota.insert(k.into(), json!(x));
-        }
-    }
-    for (k, x) in [
-        ("requests_per_second", e.requests_per_second),
-        ("burst", e.burst),
-    ] {
-        if let Some(x) = x {
-            quota.insert(k.into(), rate(x));
-        }
-    }
-    let mut out = json!({
-        "project": v.project,
-        "quota": quota,
-        "effective": limits_json(&v.effective),
-        "href": format!("/v2/quotas/{}", super::path_segment(&v.project)),
-    });
-    if let Some(u) = v.usage {
-        out["usage"] = json!({"queues": u.queues, "topics": u.topics, "bytes": u.bytes});
-    }
-    out
-}
 
 pub async fn list_quotas(
     State(s): St,
@@ -111,34 +57,4 @@ pub async fn put_quota(State(s): St, Path(project): Path<String>, body: Body) ->
 pub async fn delete_quota(State(s): St, Path(project): Path<String>) -> Result<Response> {
     s.service.delete_quota(&project).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shapes() {
-        assert_eq!(crate::http::path_segment("a b/c-d"), "a%20b%2Fc-d");
-        assert_eq!(rate(2.0), json!(2));
-        assert_eq!(rate(0.5), json!(0.5));
-        let v = QuotaView {
-            project: "p".into(),
-            entry: crate::store::management::ProjectQuota {
-                max_bytes: Some(10),
-                ..Default::default()
-            },
-            effective: Limits {
-                max_bytes: 10,
-                requests_per_second: 5.0,
-                ..Default::default()
-            },
-            usage: None,
-        };
-        let j = quota_json(&v);
-        assert!(j.get("usage").is_none());
-        assert_eq!(j["quota"], json!({"max_bytes": 10}));
-        assert_eq!(j["effective"]["requests_per_second"], json!(5));
-        assert_eq!(j["href"], "/v2/quotas/p");
-    }
 }

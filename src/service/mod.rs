@@ -100,6 +100,15 @@ pub struct ProbeStep {
     pub reference: Option<String>,
 }
 
+/// What the health check found.
+#[derive(Debug, Clone)]
+pub enum Health {
+    /// The store's probe steps.
+    Store(Vec<ProbeStep>),
+    /// With pooling: each pool's reachability and probe (the catalog answered).
+    Pooled(Vec<PoolHealth>),
+}
+
 /// One pool's part of the pooled health check.
 #[derive(Debug, Clone)]
 pub struct PoolHealth {
@@ -447,43 +456,36 @@ impl Service {
         self.store.ping().await.is_ok()
     }
 
-    /// The health check: 503 when the storage is unreachable, else the probe's steps.
-    pub async fn health(&self) -> Result<Vec<ProbeStep>> {
-        if !self.ping().await {
-            return Err(Error::unavailable("Health status could not be read."));
-        }
-        Ok(self.health_probe().await)
-    }
-
-    /// Runs the probe workload of `GET /v2/health` against a throw-away project and queue.
-    pub async fn health_probe(&self) -> Vec<ProbeStep> {
-        self.probe_store(&self.store).await
-    }
-
-    /// With pooling: whether the catalog answers, and each pool's reachability and probe (run
-    /// on the pool's driver directly, so no catalog entry is left behind). `None` without
-    /// pooling; `Err` when the catalog cannot be read.
-    pub async fn pooled_health(&self) -> Option<Result<Vec<PoolHealth>>> {
-        let pooled = self.options.pools.as_ref()?;
-        Some(
-            async {
-                pooled.management().ping().await?;
-                let mut out = Vec::new();
-                for (name, driver) in pooled.pool_drivers().await? {
-                    let (reachable, steps) = match driver {
-                        Ok(d) if d.ping().await.is_ok() => (true, self.probe_store(&d).await),
-                        _ => (false, Vec::new()),
-                    };
-                    out.push(PoolHealth {
-                        name,
-                        reachable,
-                        steps,
-                    });
-                }
-                Ok(out)
+    /// The health check (spec §3.2.3): 503 when the storage (with pooling: the catalog) is
+    /// unreachable, else the probe's steps (with pooling: each pool's reachability and probe,
+    /// run on the pool's driver directly, so no catalog entry is left behind).
+    pub async fn health(&self) -> Result<Health> {
+        let unreadable = || Error::unavailable("Health status could not be read.");
+        let Some(pooled) = self.options.pools.as_ref() else {
+            if !self.ping().await {
+                return Err(unreadable());
             }
-            .await,
-        )
+            return Ok(Health::Store(self.probe_store(&self.store).await));
+        };
+        let pools = async {
+            pooled.management().ping().await?;
+            let mut out = Vec::new();
+            for (name, driver) in pooled.pool_drivers().await? {
+                let (reachable, steps) = match driver {
+                    Ok(d) if d.ping().await.is_ok() => (true, self.probe_store(&d).await),
+                    _ => (false, Vec::new()),
+                };
+                out.push(PoolHealth {
+                    name,
+                    reachable,
+                    steps,
+                });
+            }
+            Ok::<_, Error>(out)
+        }
+        .await
+        .map_err(|_| unreadable())?;
+        Ok(Health::Pooled(pools))
     }
 
     async fn probe_store(&self, store: &Arc<dyn DataStore>) -> Vec<ProbeStep> {

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use super::auth::{self, Caller};
 use super::protocol::{self, Format, Request};
-use super::{wire, Connection, WsState};
+use super::{Connection, WsState};
+use crate::wire;
+use crate::wire::ws as shapes;
 use crate::error::{Error, Result};
 use crate::service::{validate, BulkDelete, Ctx, MessageListParams, QueueListParams};
 
@@ -311,7 +313,7 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
     let action = req.action();
     // Actions that act in no project.
     match action {
-        "get_home_doc" => return Ok((200, state.home_document().await?)),
+        "get_home_doc" => return Ok((200, state.home_document())),
         "ping_node" => {
             return Ok(if service.ping().await {
                 (204, json!({}))
@@ -325,11 +327,6 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
                     404,
                     json!({"error": "check_node_health is only available in admin mode."}),
                 ));
-            }
-            if let Some(pooled) = service.pooled_health().await {
-                let pools =
-                    pooled.map_err(|_| Error::unavailable("Health status could not be read."))?;
-                return Ok((200, crate::http::pool_views::pooled_health_json(&pools)));
             }
             return Ok((200, wire::health(&service.health().await?)));
         }
@@ -369,7 +366,7 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
             };
             (
                 200,
-                wire::queues(&service.list_queues_stored(ctx, p).await?),
+                shapes::queues(&service.list_queues_stored(ctx, p).await?),
             )
         }
         "queue_create" => {
@@ -388,8 +385,8 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
             Value::Object(service.get_queue_stored(ctx, queue).await?),
         ),
         "queue_get_stats" => match service.queue_stats_if_exists(ctx, queue).await? {
-            Some(stats) => (200, wire::stats(&stats, now())),
-            None => (404, wire::missing_queue_stats()),
+            Some(stats) => (200, shapes::stats(&stats, now())),
+            None => (404, shapes::missing_queue_stats()),
         },
         "queue_purge" => {
             service
@@ -413,14 +410,14 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
                 .await?;
             (
                 200,
-                json!({ "messages": wire::messages(&listing.messages, now()) }),
+                json!({ "messages": shapes::messages(&listing.messages, now()) }),
             )
         }
         "message_get" => {
             let m = service
                 .get_message(ctx, queue, req.req_str("message_id"))
                 .await?;
-            (200, json!({ "messages": wire::message(&m, now()) }))
+            (200, json!({ "messages": shapes::message(&m, now()) }))
         }
         "message_get_many" => {
             let ids = req.strings("message_ids").unwrap_or_default();
@@ -430,7 +427,7 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
                 Err(Error::NotFound(_)) => Vec::new(),
                 Err(e) => return Err(e),
             };
-            (200, json!({ "messages": wire::messages(&found, now()) }))
+            (200, json!({ "messages": shapes::messages(&found, now()) }))
         }
         "message_post" => {
             let ids = service
@@ -453,7 +450,7 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
             match service.delete_messages(ctx, queue, bulk).await? {
                 Some(popped) => {
                     let now = now();
-                    let views: Vec<Value> = popped.iter().map(|m| wire::popped(m, now)).collect();
+                    let views: Vec<Value> = popped.iter().map(|m| shapes::popped(m, now)).collect();
                     (200, json!({ "messages": views }))
                 }
                 None => (204, json!({})),
@@ -473,7 +470,7 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
             match claim {
                 Some(c) => (
                     201,
-                    json!({"claim_id": c.id, "messages": wire::messages(&c.messages, now())}),
+                    json!({"claim_id": c.id, "messages": shapes::messages(&c.messages, now())}),
                 ),
                 None => (204, json!({ "claim_id": null })),
             }
@@ -481,7 +478,7 @@ async fn dispatch(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result
         "claim_get" => {
             let claim_id = req.req_str("claim_id");
             let c = service.get_claim(ctx, queue, claim_id).await?;
-            (200, wire::claim(&c, now()))
+            (200, shapes::claim(&c, now()))
         }
         "claim_update" => {
             let claim_id = req.req_str("claim_id");
@@ -517,7 +514,7 @@ fn is_quota_action(action: &str) -> bool {
 
 /// `quota_*` (admin mode): the service functions of `/v2/quotas`, with its bodies.
 async fn quota_action(state: &WsState, req: &Request<'_>) -> Result<Reply> {
-    use crate::http::quota_views::quota_json;
+    use crate::wire::quota_json;
     let service = &state.service;
     let project = req.str("project_id").unwrap_or("");
     Ok(match req.action() {
@@ -550,7 +547,7 @@ async fn quota_action(state: &WsState, req: &Request<'_>) -> Result<Reply> {
 /// `pool_*` and `flavor_*` (spec §3.8, §3.9 over WebSocket): the same service functions as
 /// `/v2/pools` and `/v2/flavors`; bodies are the HTTP objects.
 async fn pooling_action(state: &WsState, req: &Request<'_>, caller: &Caller) -> Result<Reply> {
-    use crate::http::pool_views::{flavor_json, pool_json};
+    use crate::wire::{flavor_json, pool_json};
     let service = &state.service;
     let detailed = req.bool("detailed").unwrap_or(false);
     let pool = req.str("pool_name").unwrap_or("");

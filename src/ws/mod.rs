@@ -7,13 +7,12 @@
 //! - `auth`: the per-connection authentication state (hooks for Keystone and signed URLs).
 //! - `conn`: one connection: concurrent requests (bounded), batched writes (a client that does
 //!   not read is disconnected), keep-alive pings, idle timeout, close on shutdown.
-//! - `wire`: the WebSocket body shapes.
+//! - body shapes: `crate::wire` (shared with HTTP) and `crate::wire::ws`.
 
 mod actions;
 pub mod auth;
 mod conn;
 pub mod protocol;
-mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tokio::sync::{watch, OnceCell, Semaphore};
-use tower::ServiceExt;
+use tokio::sync::{watch, Semaphore};
 
 use crate::http::ApiOptions;
 use crate::error::{Error, Result};
@@ -75,37 +73,12 @@ pub struct WsState {
     /// One permit per open connection (`max_connections`).
     sessions: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
-    /// The HTTP router: the source of the home document.
-    http: Router,
-    home: OnceCell<Value>,
 }
 
 impl WsState {
-    /// The JSON-home document, exactly as `GET /v2/` serves it.
-    async fn home_document(&self) -> Result<Value> {
-        self.home
-            .get_or_try_init(|| async {
-                let req = axum::http::Request::get("/v2/")
-                    .header("Client-ID", "00000000-0000-4000-8000-000000000000")
-                    .header("X-Project-ID", "websocket")
-                    .body(Body::empty())
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                let resp = self
-                    .http
-                    .clone()
-                    .oneshot(req)
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                let bytes = resp
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))?
-                    .to_bytes();
-                serde_json::from_slice(&bytes).map_err(|e| Error::Internal(e.to_string()))
-            })
-            .await
-            .cloned()
+    /// The JSON-home document, as `GET /v2/` serves it.
+    fn home_document(&self) -> Value {
+        crate::wire::home_document(self.admin_mode, self.pooling)
     }
 }
 
@@ -117,12 +90,10 @@ pub struct WebSocketServer {
 }
 
 impl WebSocketServer {
-    /// `http` is the HTTP router (without this transport's layer), used for the home document.
     pub fn new(
         service: Arc<Service>,
         options: &ApiOptions,
         config: &WebSocketConfig,
-        http: Router,
     ) -> WebSocketServer {
         let (shutdown, rx) = watch::channel(false);
         let state = Arc::new(WsState {
@@ -132,8 +103,6 @@ impl WebSocketServer {
             pooling: options.admin_mode && options.pooling,
             sessions: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: rx,
-            http,
-            home: OnceCell::new(),
         });
         WebSocketServer { state, shutdown }
     }

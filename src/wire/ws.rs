@@ -1,11 +1,11 @@
 //! WebSocket body shapes (spec §4.4), built from domain types. They differ from the HTTP ones:
 //! no hrefs or links, `claim_id` fields, `id` instead of `href` in stats.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::clock::{age_secs, format_iso_z, Millis};
 use crate::model::{Claim, Message, MessageStamp, QueueStats};
-use crate::service::{ProbeStep, QueueListing};
+use crate::service::QueueListing;
 
 fn body_of(m: &Message) -> Value {
     // Stored bodies are JSON documents; a corrupt one shows as null rather than failing.
@@ -93,23 +93,4 @@ pub fn stats(s: &QueueStats, now: Millis) -> Value {
 /// The body of `queue_get_stats` for a queue that does not exist (with status 404).
 pub fn missing_queue_stats() -> Value {
     json!({"messages": {"claimed": 0, "free": 0, "total": 0}})
-}
-
-/// `check_node_health`: the body of `GET /v2/health`.
-pub fn health(steps: &[ProbeStep]) -> Value {
-    let status: Map<String, Value> = steps
-        .iter()
-        .map(|st| {
-            (
-                st.name.to_string(),
-                json!({"succeeded": st.succeeded, "seconds": st.seconds, "ref": st.reference}),
-            )
-        })
-        .collect();
-    json!({"storage_reachable": true, "operation_status": status})
-}
-
-/// A subscription object (spec §3.6), as over HTTP.
-pub fn subscription(s: &crate::model::Subscription, now: Millis) -> Value {
-    crate::http::subscription_view(s, now)
 }

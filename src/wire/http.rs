@@ -1,4 +1,4 @@
-//! HTTP wire types: the JSON shapes of v2 responses, built from domain types.
+//! HTTP body shapes of v2 responses (messages, claims, stats, links), built from domain types.
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -160,19 +160,4 @@ impl StatsView {
             },
         }
     }
-}
-
-/// A subscription (spec §3.6), plus our delivery counters and the webhook signing secret.
-pub fn subscription(s: &crate::model::Subscription, now: Millis) -> serde_json::Value {
-    serde_json::json!({
-        "id": s.id,
-        "source": s.source,
-        "subscriber": s.subscriber,
-        "ttl": s.ttl,
-        "age": age_secs(s.created, now),
-        "options": s.options,
-        "confirmed": s.confirmed,
-        "signing_secret": s.secret,
-        "delivery": {"delivered": s.delivered, "failed": s.failed, "last_error": s.last_error},
-    })
 }

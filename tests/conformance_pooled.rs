@@ -470,3 +470,39 @@ async fn postgres_management_store() {
     management_contract(m.clone()).await;
     m.close().await;
 }
+
+#[tokio::test]
+async fn quotas_take_management_entries_per_field_and_cache_them() {
+use zaqar::service::quota::{Limits, Quotas};
+use zaqar::store::management::ProjectQuota;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedManagement::open(dir.path()).unwrap();
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, br#"{"p": {"max_queues": 5, "max_bytes": 50}}"#).unwrap();
+    let q = Quotas::new(
+        Limits {
+            max_queues: 1,
+            max_messages_per_queue: 9,
+            ..Default::default()
+        },
+        Some(f.path()),
+    )
+    .unwrap()
+    .with_management(store.clone(), 1000);
+    assert_eq!(q.limits("p", 0).await.max_bytes, 50, "no entry yet");
+    let entry = ProjectQuota {
+        max_bytes: Some(10),
+        ..Default::default()
+    };
+    store.put_quota("p", &entry).await.unwrap();
+    // Written through another node: this one sees it once its cached read is stale.
+    assert_eq!(q.limits("p", 999).await.max_bytes, 50);
+    let l = q.limits("p", 1000).await;
+    assert_eq!(l.max_bytes, 10, "the entry wins");
+    assert_eq!(l.max_queues, 5, "unset fields come from the overrides file");
+    assert_eq!(q.limits("other", 1000).await.max_messages_per_queue, 9);
+    // Written through this node: at once.
+    store.delete_quota("p").await.unwrap();
+    q.remember("p", None, 1001);
+    assert_eq!(q.limits("p", 1001).await.max_bytes, 50);
+}

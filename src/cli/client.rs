@@ -7,6 +7,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+/// The media type of a v2 JSON-patch body.
+const PATCH_MEDIA_TYPE: &str = "application/openstack-messaging-v2.0-json-patch";
+
 /// Why a command failed.
 #[derive(Debug)]
 pub enum CliError {
@@ -265,7 +268,7 @@ impl Client {
             }
             Some(Body::Patch(v)) => {
                 req = req
-                    .header("content-type", crate::http::PATCH_MEDIA_TYPE)
+                    .header("content-type", PATCH_MEDIA_TYPE)
                     .body(v.to_string());
             }
         }

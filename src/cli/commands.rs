@@ -11,7 +11,17 @@ use super::{
     TopicCmd,
 };
 
-pub use crate::wire::path_segment as seg;
+/// Every byte but `A-Za-z0-9-._~` is percent-encoded in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes one path segment (a queue, topic, pool or flavor name).
+pub fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
 
 /// Parses a JSON argument.
 pub fn parse_json(what: &str, text: &str) -> Result<Value> {

@@ -6,6 +6,8 @@ mod handlers;
 mod pools;
 mod quotas;
 pub mod query;
+#[cfg(feature = "otel")]
+pub mod trace_context;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -261,10 +263,10 @@ async fn request_context(req: Request, next: Next) -> Response {
         otel.kind = tracing::field::Empty,
     );
     #[cfg(feature = "otel")]
-    if crate::admin::otel::enabled() {
+    if trace_context::exporting() {
         span.record("otel.name", format!("{} {route}", req.method()));
         span.record("otel.kind", "server");
-        crate::admin::otel::set_parent(&span, req.headers());
+        trace_context::set_parent(&span, req.headers());
     }
     let start = Instant::now();
     let method = req.method().clone();

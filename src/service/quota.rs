@@ -573,7 +573,6 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::pooling::management::EmbeddedManagement;
 
     #[test]
     fn token_bucket() {
@@ -631,40 +630,6 @@ mod tests {
         let mut unknown = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut unknown, br#"{"p": {"max_byte": 1}}"#).unwrap();
         assert!(Quotas::new(Limits::default(), Some(unknown.path())).is_err());
-    }
-
-    #[tokio::test]
-    async fn management_entries_win_per_field_and_are_cached() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedManagement::open(dir.path()).unwrap();
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(&mut f, br#"{"p": {"max_queues": 5, "max_bytes": 50}}"#).unwrap();
-        let q = Quotas::new(
-            Limits {
-                max_queues: 1,
-                max_messages_per_queue: 9,
-                ..Default::default()
-            },
-            Some(f.path()),
-        )
-        .unwrap()
-        .with_management(store.clone(), 1000);
-        assert_eq!(q.limits("p", 0).await.max_bytes, 50, "no entry yet");
-        let entry = ProjectQuota {
-            max_bytes: Some(10),
-            ..Default::default()
-        };
-        store.put_quota("p", &entry).await.unwrap();
-        // Written through another node: this one sees it once its cached read is stale.
-        assert_eq!(q.limits("p", 999).await.max_bytes, 50);
-        let l = q.limits("p", 1000).await;
-        assert_eq!(l.max_bytes, 10, "the entry wins");
-        assert_eq!(l.max_queues, 5, "unset fields come from the overrides file");
-        assert_eq!(q.limits("other", 1000).await.max_messages_per_queue, 9);
-        // Written through this node: at once.
-        store.delete_quota("p").await.unwrap();
-        q.remember("p", None, 1001);
-        assert_eq!(q.limits("p", 1001).await.max_bytes, 50);
     }
 
     #[test]

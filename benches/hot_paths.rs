@@ -21,11 +21,11 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use serde_json::{json, Map, Value};
 use zaqar::clock::{Clock, SharedClock, SystemClock};
 use zaqar::config::{Config, EmbeddedStoreConfig};
-use zaqar::wire::http::{next_links, MessageView};
 use zaqar::model::{ClaimParams, ListQuery, Message, NewMessage, QueueRef};
 use zaqar::service::{validate, Service};
 use zaqar::storage::embedded::EmbeddedStore;
 use zaqar::store::{ClaimStore, DataStore, MessageStore, QueueStore};
+use zaqar::wire::http::{next_links, MessageView};
 
 const CLIENT_ID: &str = "3381af92-2b9e-11e3-b191-71861300734c";
 

@@ -9,12 +9,12 @@
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
-use zaqar::signing;
 use zaqar::clock::SystemClock;
 use zaqar::config::{Config, Origin, RawConfig};
 use zaqar::error::Error;
 use zaqar::http::query::{href, Query};
 use zaqar::service::{patch, validate, Service};
+use zaqar::signing;
 use zaqar::store::DataStore;
 use zaqar::ws::protocol::{self, Format};
 

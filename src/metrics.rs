@@ -26,7 +26,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-
 /// Most queues whose depth is sampled: the most recently used ones.
 pub const MAX_TRACKED: usize = 1000;
 /// A tracked queue found empty and unused for this long stops being tracked.
@@ -525,7 +524,6 @@ impl Drop for GaugeGuard {
         self.0.dec();
     }
 }
-
 
 // ----- queue depth gauges (fed by the server's sampler) ------------------------------------
 

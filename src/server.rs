@@ -95,10 +95,15 @@ impl App {
         .map_err(Error::Invalid)?
         .map(Arc::new);
         let (store, pools): (Arc<dyn DataStore>, _) = if config.pooling {
-            let pooled = crate::storage::pooling::PooledStore::open(&config.store_config(), clock.clone()).await?;
+            let pooled =
+                crate::storage::pooling::PooledStore::open(&config.store_config(), clock.clone())
+                    .await?;
             (pooled.clone(), Some(pooled))
         } else {
-            (crate::storage::open(&config.store_config(), clock.clone()).await?, None)
+            (
+                crate::storage::open(&config.store_config(), clock.clone()).await?,
+                None,
+            )
         };
         let identity = keystone(&config, clock.clone())?;
         let options = ServiceOptions {
@@ -148,7 +153,10 @@ impl App {
 
     /// The router of the HTTP listener: the v2 HTTP API, plus WebSocket upgrades on any path.
     pub fn router(&self) -> axum::Router {
-        let http = router(Arc::new(AppState::new(self.service.clone(), &api_options(&self.config))));
+        let http = router(Arc::new(AppState::new(
+            self.service.clone(),
+            &api_options(&self.config),
+        )));
         self.websocket.accept_upgrades_on(http)
     }
 
@@ -181,7 +189,10 @@ impl App {
             return admin;
         }
         // The console's page, and the API it calls on the same origin (same checks and auth).
-        let api = router(Arc::new(AppState::new(self.service.clone(), &api_options(&self.config))));
+        let api = router(Arc::new(AppState::new(
+            self.service.clone(),
+            &api_options(&self.config),
+        )));
         admin.merge(crate::admin::console::router()).merge(api)
     }
 

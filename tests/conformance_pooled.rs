@@ -473,8 +473,8 @@ async fn postgres_management_store() {
 
 #[tokio::test]
 async fn quotas_take_management_entries_per_field_and_cache_them() {
-use zaqar::service::quota::{Limits, Quotas};
-use zaqar::store::management::ProjectQuota;
+    use zaqar::service::quota::{Limits, Quotas};
+    use zaqar::store::management::ProjectQuota;
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedManagement::open(dir.path()).unwrap();
     let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -405,10 +405,7 @@ async fn the_queue_retry_policy_and_backoff_apply() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        s.notifier.recorded_pauses(),
-        vec![5, 5, 7, 12, 19, 30, 30]
-    );
+    assert_eq!(s.notifier.recorded_pauses(), vec![5, 5, 7, 12, 19, 30, 30]);
     assert_eq!(rx.requests.lock().unwrap().len(), 9);
 }
 

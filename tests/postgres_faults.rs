@@ -13,8 +13,8 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use zaqar::clock::ManualClock;
-use zaqar::model::{ClaimParams, ListQuery, NewMessage, QueueRef};
 use zaqar::hub::Hub;
+use zaqar::model::{ClaimParams, ListQuery, NewMessage, QueueRef};
 use zaqar::storage::postgres::PostgresStore;
 use zaqar::store::{ClaimStore, DataStore, MessageStore};
 

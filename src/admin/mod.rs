@@ -129,4 +129,3 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
         )
     }
 }
-

@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::clock::{Millis, SharedClock};
-use crate::secret::Secret;
 use crate::error::Error;
-pub use crate::identity::{TokenInfo, TrustTokenError, UserToken};
 use crate::identity::IdentityProvider;
+pub use crate::identity::{TokenInfo, TrustTokenError, UserToken};
+use crate::secret::Secret;
 
 /// `[keystone_authtoken]` settings.
 #[derive(Debug, Clone)]

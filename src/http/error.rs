@@ -55,7 +55,11 @@ pub fn status_only(status: StatusCode) -> Response {
         status.as_u16(),
         status.canonical_reason().unwrap_or_default()
     );
-    let mut resp = (status, crate::wire::http::json_body(&json!({ "title": title }))).into_response();
+    let mut resp = (
+        status,
+        crate::wire::http::json_body(&json!({ "title": title })),
+    )
+        .into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

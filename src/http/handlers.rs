@@ -12,14 +12,16 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
 
 use super::query::{href, Query};
-use crate::wire;
-use crate::wire::http::{json_body, next_links, ClaimView, Link, MessageView, PoppedView, StatsView};
 use super::{AppState, Identity, PATCH_MEDIA_TYPE};
 use crate::error::{Error, Result};
 use crate::model::Metadata;
 use crate::model::QueueFilter;
 use crate::service::subscriptions::{topic_project, Created, SourceKind};
 use crate::service::{BulkDelete, Ctx, MessageListParams, QueueListParams};
+use crate::wire;
+use crate::wire::http::{
+    json_body, next_links, ClaimView, Link, MessageView, PoppedView, StatsView,
+};
 
 type St = State<Arc<AppState>>;
 type Id = Extension<Identity>;
@@ -646,10 +648,7 @@ pub async fn list_subscriptions<K: Kind>(
         }
         href(&format!("{}/{source}/subscriptions", K::COLLECTION), &p)
     });
-    let items: Vec<Value> = subs
-        .iter()
-        .map(|x| wire::subscription(x, now))
-        .collect();
+    let items: Vec<Value> = subs.iter().map(|x| wire::subscription(x, now)).collect();
     Ok(json_body(&json!({"subscriptions": items, "links": next_links(next)})).into_response())
 }
 

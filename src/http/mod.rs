@@ -4,8 +4,8 @@
 mod error;
 mod handlers;
 mod pools;
-mod quotas;
 pub mod query;
+mod quotas;
 #[cfg(feature = "otel")]
 pub mod trace_context;
 
@@ -23,8 +23,8 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use tracing::Instrument;
 
-use crate::identity::UserToken;
 use crate::error::Error;
+use crate::identity::UserToken;
 use crate::service::{validate, Service};
 
 pub use error::PATCH_MEDIA_TYPE;
@@ -588,7 +588,6 @@ async fn guard(
         Err(e) => e.into_response(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

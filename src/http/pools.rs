@@ -11,10 +11,10 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::query::{href, Query};
-use crate::wire::http::json_body;
-use crate::wire::{flavor_json, pool_json};
 use super::{AppState, Identity};
 use crate::error::Result;
+use crate::wire::http::json_body;
+use crate::wire::{flavor_json, pool_json};
 
 type St = State<Arc<AppState>>;
 

@@ -1,8 +1,8 @@
 //! Query-string parsing with Zaqar's rules (spec §2.7): empty values count as absent, booleans
 //! accept oslo's spellings, integers are base 10, lists are comma-separated.
 
-use crate::service::validate::parse_bool;
 use crate::error::{Error, Result};
+use crate::service::validate::parse_bool;
 
 /// The decoded parameters of one request, in order of appearance.
 #[derive(Debug, Default, Clone)]

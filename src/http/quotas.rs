@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::query::{href, Query};
-use crate::wire::http::json_body;
-use crate::wire::quota_json;
 use super::AppState;
 use crate::error::Result;
+use crate::wire::http::json_body;
+use crate::wire::quota_json;
 
 type St = State<Arc<AppState>>;
 

@@ -22,13 +22,13 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::clock::{Millis, SharedClock};
-use limits::Limits;
 use crate::error::{Error, Result};
 use crate::model::{
     Claim, ClaimParams, DeadLetter, ListQuery, Message, Metadata, NewMessage, QueueFilter,
     QueueRef, QueueStats, RedriveOutcome,
 };
 use crate::store::DataStore;
+use limits::Limits;
 
 use validate::{
     display_metadata, int_field, json_preflight, parse_document, parse_object, queue_metadata,

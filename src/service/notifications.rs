@@ -87,9 +87,7 @@ impl PushConnections {
     pub fn local_connection_of(&self, uri: &str) -> Option<String> {
         let base = lock(&self.listener_base).clone()?;
         let id = uri.strip_prefix(&base)?;
-        lock(&self.local)
-            .contains_key(id)
-            .then(|| id.to_string())
+        lock(&self.local).contains_key(id).then(|| id.to_string())
     }
 
     /// Pushes a notification to a local connection (dropped when the connection is gone,

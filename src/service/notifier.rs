@@ -26,10 +26,10 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use super::crypto::Encryptor;
 use super::notifications::{Notifications, PushConnections};
 use super::subscriptions::{mailto_address, mailto_params, split_project, SourceKind};
-use crate::secret::Secret;
 use crate::model::{
     DeliveryOutcome, FinishedDelivery, NotifiedMessage, PendingNotification, Subscription,
 };
+use crate::secret::Secret;
 use crate::store::DataStore;
 
 /// How long a leased batch is reserved for this node (renewed while it is being delivered).
@@ -214,7 +214,6 @@ impl RetryPolicy {
         s
     }
 }
-
 
 /// Why one attempt failed, and whether to try again.
 #[derive(Debug)]
@@ -851,13 +850,7 @@ impl Notifier {
 
     /// Sends a subscription confirmation (or, with `subscribe = false`, an unsubscribe
     /// confirmation) to the subscriber, with a pre-signed link to `PUT .../confirm`.
-    async fn confirm(
-        &self,
-        project: &str,
-        kind: SourceKind,
-        sub: &Subscription,
-        subscribe: bool,
-    ) {
+    async fn confirm(&self, project: &str, kind: SourceKind, sub: &Subscription, subscribe: bool) {
         let Some(key) = &self.signing_key else {
             tracing::warn!(
                 subscription = %sub.id,

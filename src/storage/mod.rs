@@ -13,8 +13,8 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::secret::Secret;
 
-pub use engine::{open_engine, DriverSettings, Engine};
 use crate::store::DataStore;
+pub use engine::{open_engine, DriverSettings, Engine};
 
 /// What the server asks of the storage layer: the message store of `[drivers]`, and with
 /// pooling the management store and placement rule.

@@ -9,7 +9,10 @@
 //! - Validation of user input is the service layer's job; drivers trust their arguments, except
 //!   for the claim rules of single-message deletion, decided by [`decide_single_delete`].
 
+pub mod id;
 pub mod management;
+
+pub use id::MessageId;
 
 use async_trait::async_trait;
 

@@ -51,7 +51,6 @@ fn rel(template: &str, vars: &[&str], allow: &[&str], post: bool) -> Value {
     json!({"href-template": template, "href-vars": vars, "hints": hints})
 }
 
-
 /// The JSON-home document of `GET /v2/` and of the WebSocket `get_home_doc` action: the admin
 /// resources appear with `admin_mode` (pools and flavors also need `pooling`).
 pub fn home_document(admin_mode: bool, pooling: bool) -> Value {

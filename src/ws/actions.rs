@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use super::auth::{self, Caller};
 use super::protocol::{self, Format, Request};
 use super::{Connection, WsState};
-use crate::wire;
-use crate::wire::ws as shapes;
 use crate::error::{Error, Result};
 use crate::service::{validate, BulkDelete, Ctx, MessageListParams, QueueListParams};
+use crate::wire;
+use crate::wire::ws as shapes;
 
 /// A status and a response body.
 type Reply = (u16, Value);
@@ -233,9 +233,14 @@ async fn subscription_action(
                     }
                 }
                 None => {
-                    let uri = service.push_connections().connection_uri(&conn.id).ok_or_else(|| {
-                        Error::unavailable("This node cannot push notifications to connections.")
-                    })?;
+                    let uri = service
+                        .push_connections()
+                        .connection_uri(&conn.id)
+                        .ok_or_else(|| {
+                            Error::unavailable(
+                                "This node cannot push notifications to connections.",
+                            )
+                        })?;
                     let options = match req.body.get("options") {
                         Some(Value::Object(o)) => o.clone(),
                         _ => Default::default(),

@@ -249,7 +249,8 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
         subscribed: Notify::new(),
         own_subscriptions: Mutex::new(Vec::new()),
     });
-    let mut push_rx: Option<tokio::sync::mpsc::Receiver<crate::service::notifications::Frame>> = None;
+    let mut push_rx: Option<tokio::sync::mpsc::Receiver<crate::service::notifications::Frame>> =
+        None;
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let mut shutdown = state.shutdown.clone();
 
@@ -361,7 +362,10 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
         }
     }
     // The connection's own subscriptions end with it.
-    state.service.push_connections().unregister_connection(&conn.id);
+    state
+        .service
+        .push_connections()
+        .unregister_connection(&conn.id);
     let own = std::mem::take(&mut *lock(&conn.own_subscriptions));
     if !own.is_empty() {
         let service = state.service.clone();

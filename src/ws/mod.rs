@@ -28,8 +28,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::sync::{watch, Semaphore};
 
-use crate::http::ApiOptions;
 use crate::error::{Error, Result};
+use crate::http::ApiOptions;
 use crate::service::Service;
 
 /// Settings of the WebSocket transport (`[drivers:transport:websocket]`).
@@ -203,7 +203,11 @@ async fn push_notification(
     let Ok(frame) = serde_json::from_slice::<Value>(&bytes.to_bytes()) else {
         return axum::http::StatusCode::BAD_REQUEST.into_response();
     };
-    if state.service.push_connections().push_local_frame(&conn, frame) {
+    if state
+        .service
+        .push_connections()
+        .push_local_frame(&conn, frame)
+    {
         axum::http::StatusCode::OK.into_response()
     } else {
         // The connection is not reading: let the sender retry.

@@ -28,13 +28,13 @@ use crate::model::{
 };
 use crate::store::{
     check_bulk_delete_claim, decide_single_delete, extend_for_claim, ClaimStore, DataStore,
-    DeleteTarget, MessageStore, QueueStore,
+    DeleteTarget, MessageId, MessageStore, QueueStore,
 };
 
 use records::{
-    decode, encode, encode_into, message_id, parse_message_id, ClaimRecord, MovedMessage,
-    MsgRecord, NotifyMsg, OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, META, MSGS, NOTIFY,
-    OUTBOX, QBYTES, QBYTES_BY_EXPIRY, QUEUES, SUBS, SUB_URIS, XFER_DONE,
+    decode, encode, encode_into, message_id, ClaimRecord, MovedMessage, MsgRecord, NotifyMsg,
+    OutboxRecord, QueueRecord, BODIES, CLAIMS, COUNTERS, META, MSGS, NOTIFY, OUTBOX, QBYTES,
+    QBYTES_BY_EXPIRY, QUEUES, SUBS, SUB_URIS, XFER_DONE,
 };
 use shard::{storage_error, Shard};
 
@@ -864,7 +864,7 @@ impl MessageStore for EmbeddedStore {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         for id in ids {
-            let Some((marker, suffix)) = parse_message_id(id) else {
+            let Some(MessageId { marker, suffix }) = MessageId::parse(id) else {
                 continue;
             };
             if !seen.insert(marker) {
@@ -899,7 +899,7 @@ impl MessageStore for EmbeddedStore {
                 let mut mt = txn.open_table(MSGS).map_err(se)?;
                 let mut targets = Vec::new();
                 for id in &ids {
-                    let Some((marker, suffix)) = parse_message_id(id) else {
+                    let Some(MessageId { marker, suffix }) = MessageId::parse(id) else {
                         continue;
                     };
                     let key = (p.as_str(), n.as_str(), marker);
@@ -970,7 +970,7 @@ impl MessageStore for EmbeddedStore {
         self.shard(q)
             .write(move |txn| {
                 let now = clock.now();
-                let Some((marker, suffix)) = parse_message_id(&id) else {
+                let Some(MessageId { marker, suffix }) = MessageId::parse(&id) else {
                     return Ok(());
                 };
                 let key = (p.as_str(), n.as_str(), marker);

@@ -23,6 +23,7 @@ use crate::clock::Millis;
 use crate::error::Result;
 
 use super::shard::storage_error;
+use crate::store::MessageId;
 
 pub(crate) const QUEUES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("queues");
 pub(crate) const COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("counters");
@@ -173,50 +174,14 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
-/// Message ids are 32 hex digits: the marker, then a random suffix. The suffix makes ids of a
-/// deleted and re-created queue differ even where markers repeat.
-/// `{marker:016x}{suffix:016x}`, without the formatting machinery (it is called for every
-/// posted message, on the shard's writer thread).
+/// The id of a message record (see [`MessageId`]).
 pub(crate) fn message_id(marker: u64, suffix: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(32);
-    for v in [marker, suffix] {
-        for shift in (0..16).rev() {
-            out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
-        }
-    }
-    String::from_utf8(out).expect("hex digits are ASCII")
-}
-
-pub(crate) fn parse_message_id(id: &str) -> Option<(u64, u64)> {
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let marker = u64::from_str_radix(&id[..16], 16).ok()?;
-    let suffix = u64::from_str_radix(&id[16..], 16).ok()?;
-    Some((marker, suffix))
+    MessageId::new(marker, suffix).text()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_round_trip() {
-        let id = message_id(42, 0xdead_beef);
-        assert_eq!(id.len(), 32);
-        assert_eq!(parse_message_id(&id), Some((42, 0xdead_beef)));
-        assert_eq!(parse_message_id("xyz"), None);
-        assert_eq!(parse_message_id(&"g".repeat(32)), None);
-        for (m, x) in [
-            (0, 0),
-            (1, u64::MAX),
-            (0x0123_4567_89ab_cdef, 42),
-            (u64::MAX, 7),
-        ] {
-            assert_eq!(message_id(m, x), format!("{m:016x}{x:016x}"));
-        }
-    }
 
     #[test]
     fn records_round_trip_and_reject_unknown_formats() {

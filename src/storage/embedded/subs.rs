@@ -734,9 +734,9 @@ mod tests {
 
     use futures_util::FutureExt;
 
+    use super::super::EmbeddedStoreConfig;
     use super::*;
     use crate::clock::ManualClock;
-    use super::super::EmbeddedStoreConfig;
     use crate::model::NewMessage;
     use crate::store::MessageStore;
 

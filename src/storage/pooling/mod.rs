@@ -26,14 +26,14 @@ use async_trait::async_trait;
 use rand::Rng;
 
 use crate::clock::SharedClock;
-use crate::storage::{open_engine, DriverSettings, Engine, StoreConfig};
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::model::{
     Claim, ClaimParams, FinishedDelivery, ListQuery, Message, Metadata, NewMessage,
     NewSubscription, PendingNotification, QueueFilter, QueueInfo, QueueRef, QueueStats,
     RedriveOutcome, Subscription, SubscriptionCreated, SubscriptionUpdate,
 };
-use crate::hub::Hub;
+use crate::storage::{open_engine, DriverSettings, Engine, StoreConfig};
 use crate::store::{ClaimStore, DataStore, MessageStore, QueueStore, SubscriptionStore};
 
 use crate::store::management::{ManagementStore, Pool};

@@ -36,14 +36,14 @@ use tokio::sync::oneshot;
 
 use crate::clock::{secs, Millis, SharedClock};
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::model::{
     Claim, ClaimParams, DeadLetter, ListQuery, Message, MessageClaim, MessageStamp, Metadata,
     NewMessage, QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
-use crate::hub::Hub;
 use crate::store::{
     check_bulk_delete_claim, decide_single_delete, is_valid_claim_id, ClaimStore, DataStore,
-    DeleteTarget, MessageStore, QueueStore,
+    DeleteTarget, MessageId, MessageStore, QueueStore,
 };
 
 pub use schema::valid_schema_name;
@@ -159,18 +159,14 @@ fn corrupt(what: impl std::fmt::Display) -> Error {
 
 // ----- ids and rows -----------------------------------------------------------------------
 
-/// Message ids are 32 lower-case hex digits: the marker, then the random suffix.
+/// The id of a row's (marker, suffix) key (see [`MessageId`]; the columns are signed).
 fn message_id(marker: i64, suffix: i64) -> String {
-    format!("{:016x}{:016x}", marker as u64, suffix as u64)
+    MessageId::new(marker as u64, suffix as u64).text()
 }
 
+/// The (marker, suffix) key of an id, as the signed columns hold it.
 fn parse_message_id(id: &str) -> Option<(i64, i64)> {
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let marker = u64::from_str_radix(&id[..16], 16).ok()?;
-    let suffix = u64::from_str_radix(&id[16..], 16).ok()?;
-    Some((marker as i64, suffix as i64))
+    MessageId::parse(id).map(|i| (i.marker as i64, i.suffix as i64))
 }
 
 /// The distinct (marker, suffix) pairs of well-formed ids, in first-seen order, with the id as
@@ -1617,9 +1613,6 @@ mod tests {
             Some((42, -1)),
             "hex digits of either case"
         );
-        assert_eq!(parse_message_id("xyz"), None);
-        assert_eq!(parse_message_id(&"g".repeat(32)), None);
-        assert_eq!(parse_message_id(&format!("{id}0")), None);
     }
 
     #[test]

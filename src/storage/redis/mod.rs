@@ -32,13 +32,13 @@ use serde_json::value::RawValue;
 
 use crate::clock::{Millis, SharedClock};
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::model::{
     Claim, ClaimParams, ListQuery, Message, MessageClaim, MessageStamp, Metadata, NewMessage,
     QueueFilter, QueueInfo, QueueRef, QueueStats, RedriveOutcome,
 };
-use crate::hub::Hub;
 use crate::store::{
-    check_bulk_delete_claim, decide_single_delete, ClaimStore, DataStore, DeleteTarget,
+    check_bulk_delete_claim, decide_single_delete, ClaimStore, DataStore, DeleteTarget, MessageId,
     MessageStore, QueueStore,
 };
 
@@ -119,17 +119,16 @@ fn bad_reply(what: &str) -> Error {
     Error::Internal(format!("unexpected reply from Redis ({what})"))
 }
 
-/// Message ids: 16 hex digits of marker, then the 16 hex digits of a random suffix.
-fn message_id(marker: u64, suffix: &str) -> String {
-    format!("{marker:016x}{suffix}")
+/// The id of a stored message: its marker and the suffix its record keeps as hex text
+/// (see [`MessageId`]).
+fn message_id(marker: u64, suffix: &str) -> Result<String> {
+    let suffix = MessageId::parse_suffix(suffix).ok_or_else(|| bad_reply("message suffix"))?;
+    Ok(MessageId::new(marker, suffix).text())
 }
 
+/// The marker of an id and its suffix as records keep it.
 fn parse_message_id(id: &str) -> Option<(u64, String)> {
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let marker = u64::from_str_radix(&id[..16], 16).ok()?;
-    Some((marker, id[16..].to_ascii_lowercase()))
+    MessageId::parse(id).map(|i| (i.marker, MessageId::suffix_hex(i.suffix)))
 }
 
 /// A stored message: a MessagePack array (written by the driver on post, read and rewritten
@@ -169,7 +168,7 @@ fn to_message(marker: &Value, raw: &Value) -> Result<Message> {
     let body = RawValue::from_string(body).map_err(|e| Error::Internal(e.to_string()))?;
     let some = |s: String| (!s.is_empty()).then_some(s);
     Ok(Message {
-        id: message_id(marker, &suffix),
+        id: message_id(marker, &suffix)?,
         marker,
         body,
         ttl,
@@ -677,7 +676,7 @@ impl MessageStore for RedisStore {
         inv.arg(now).arg(&self.channel).arg(self.event(q));
         let mut suffixes = Vec::with_capacity(messages.len());
         for m in messages {
-            let suffix = format!("{:016x}", rand::random::<u64>());
+            let suffix = MessageId::suffix_hex(rand::random::<u64>());
             let expires = now + m.ttl * 1000;
             let delay = now + m.delay * 1000;
             let rec: Record = (
@@ -712,7 +711,7 @@ impl MessageStore for RedisStore {
             .iter()
             .enumerate()
             .map(|(i, s)| message_id(first + i as u64, s))
-            .collect())
+            .collect::<Result<Vec<_>>>()?)
     }
 
     async fn list_messages(&self, q: QueueRef<'_>, query: &ListQuery) -> Result<Vec<Message>> {
@@ -858,7 +857,7 @@ impl MessageStore for RedisStore {
             let Value::Array(a) = v else { return None };
             let marker: u64 = field(a.first()?)?.parse().ok()?;
             Some(MessageStamp {
-                id: message_id(marker, &field(a.get(1)?)?),
+                id: message_id(marker, &field(a.get(1)?)?).ok()?,
                 created: field(a.get(2)?)?.parse().ok()?,
             })
         };

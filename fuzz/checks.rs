@@ -9,14 +9,14 @@
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
-use zaqar::clock::SystemClock;
-use zaqar::config::{Config, Origin, RawConfig};
-use zaqar::error::Error;
-use zaqar::http::query::{href, Query};
-use zaqar::service::{patch, validate, Service};
-use zaqar::signing;
-use zaqar::store::DataStore;
-use zaqar::ws::protocol::{self, Format};
+use zaqar_api::http::query::{href, Query};
+use zaqar_api::ws::protocol::{self, Format};
+use zaqar_core::clock::SystemClock;
+use zaqar_core::error::Error;
+use zaqar_core::service::{patch, validate, Service};
+use zaqar_core::signing;
+use zaqar_core::store::DataStore;
+use zaqar_server::config::{Config, Origin, RawConfig};
 
 /// A client error: what malformed input must produce (never a 5xx, never a panic).
 fn assert_client_error(e: &Error, input: &[u8]) {
@@ -44,7 +44,7 @@ fn service() -> &'static Service {
                 .build()
                 .expect("a Tokio runtime");
             let dir = tempfile::tempdir().expect("a temporary directory");
-            let cfg = zaqar::config::EmbeddedStoreConfig {
+            let cfg = zaqar_server::config::EmbeddedStoreConfig {
                 path: dir.path().to_path_buf(),
                 shards: 1,
                 cache_size_mb: 4,
@@ -52,11 +52,8 @@ fn service() -> &'static Service {
             };
             let store: std::sync::Arc<dyn DataStore> = {
                 let _guard = runtime.enter();
-                zaqar::storage::embedded::EmbeddedStore::open(
-                    &cfg,
-                    std::sync::Arc::new(SystemClock),
-                )
-                .expect("the embedded store opens")
+                zaqar_storage::embedded::EmbeddedStore::open(&cfg, std::sync::Arc::new(SystemClock))
+                    .expect("the embedded store opens")
             };
             let service = Service::new(
                 Config::defaults().limits,

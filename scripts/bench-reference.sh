@@ -11,7 +11,7 @@
 #              pooling off, no auth; installed into $REPO/.venv-reference.
 #   embedded   zaqar-server with the embedded store (a fresh data directory).
 #   redis      zaqar-server with the Redis driver (a unique key prefix).
-#   hello      examples/hello.rs: reads the body, answers a fixed small JSON document; the
+#   hello      crates/zaqar-bench/examples/hello.rs: reads the body, answers a fixed small JSON document; the
 #              ceiling for any HTTP API on this machine.
 #
 # Scenarios (BENCH_SCENARIOS): post (single-message POST), claim (claim up to 10, then

@@ -11,7 +11,7 @@
 #              -Zsanitizer; safe Rust does not need it to find panics and broken
 #              properties). cargo-fuzz is installed with `cargo install` when missing.
 #   generator  the same checks (fuzz/checks.rs) driven by the in-repo mutation generator of
-#              tests/fuzz_inputs.rs (`cargo test`), when cargo-fuzz cannot be built or run.
+#              crates/zaqar-server/tests/it/fuzz_inputs.rs (`cargo test`), when cargo-fuzz cannot be built or run.
 #   auto       libfuzzer if it builds, else generator.
 #
 # Both replay fuzz/regressions/<target>/ first: every input that once found a bug.
@@ -92,9 +92,9 @@ run_libfuzzer() {
 run_generator() {
     local filter=()
     for t in "${TARGETS[@]}"; do filter+=("fuzz_$t"); done
-    log "generator: ${SECONDS_PER_TARGET}s per target (tests/fuzz_inputs.rs)"
+    log "generator: ${SECONDS_PER_TARGET}s per target (crates/zaqar-server/tests/it/fuzz_inputs.rs)"
     # The test profile: CI's `cargo test` has built it already.
-    ZAQAR_FUZZ_SECONDS="$SECONDS_PER_TARGET" cargo test --test fuzz_inputs -- \
+    ZAQAR_FUZZ_SECONDS="$SECONDS_PER_TARGET" cargo test -p zaqar-server --test it -- \
         --nocapture --test-threads 1 "${filter[@]}"
 }
 

@@ -84,7 +84,7 @@ else
         log "ZAQAR_SERVER_BIN=$ZAQAR_SERVER_BIN is not an executable file; building instead"
     fi
     log "building zaqar-server"
-    (cd "$REPO" && cargo build --quiet --bin zaqar-server)
+    (cd "$REPO" && cargo test --quiet --no-run -p zaqar-server --test it)
     SERVER_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/zaqar-server"
     [[ "$SERVER_BIN" = /* ]] || SERVER_BIN="$REPO/$SERVER_BIN"
 fi

@@ -19,7 +19,7 @@ if [ ! -x "$VENV/bin/aiosmtpd" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
 fi
 if [ -z "${ZAQAR_SERVER_BIN:-}" ]; then
-  (cd "$REPO" && cargo build -q --bin zaqar-server)
+  (cd "$REPO" && cargo test -q --no-run -p zaqar-server --test it)
   ZAQAR_SERVER_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/zaqar-server"
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -57,7 +57,7 @@ if [[ -z "${ZAQAR_SERVER_BIN:-}" ]]; then
     else
         # Through an integration test that runs the binary: the same build (and the same
         # feature unification) as `cargo test`, so nothing is compiled again after it.
-        (cd "$REPO" && cargo test --quiet --no-run --test crash_recovery)
+        (cd "$REPO" && cargo test --quiet --no-run -p zaqar-server --test it)
     fi
 fi
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"

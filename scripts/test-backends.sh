@@ -35,13 +35,11 @@ redis_backend() {
     CLEANUP+=("scripts/redis-cluster.sh stop")
     ZAQAR_TEST_REDIS_CLUSTER_URL=$(scripts/redis-cluster.sh url)
     export ZAQAR_TEST_REDIS_CLUSTER_URL
-    local tests=(--test conformance_redis)
-    for f in tests/redis_*.rs; do
-        [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
-    done
     local rc=0
     # shellcheck disable=SC2086
-    cargo test $CARGO_TEST_FLAGS "${tests[@]}" || rc=$?
+    cargo test $CARGO_TEST_FLAGS -p zaqar-storage --test it -- conformance_redis:: redis_ || rc=$?
+    # shellcheck disable=SC2086
+    cargo test $CARGO_TEST_FLAGS -p zaqar-server --test it -- redis_ || rc=$?
     scripts/redis-cluster.sh stop || true
     return $rc
 }
@@ -60,7 +58,7 @@ keystone_backend() {
     eval "$env_lines"
     local rc=0
     # shellcheck disable=SC2086
-    cargo test $CARGO_TEST_FLAGS --test keystone_auth || rc=$?
+    cargo test $CARGO_TEST_FLAGS -p zaqar-server --test it -- keystone_auth:: || rc=$?
     # The `openstack` CLI (python-openstackclient + zaqarclient) through Keystone's catalog.
     bash scripts/interop_openstack.sh || rc=$?
     bash scripts/keystone.sh stop || true
@@ -68,8 +66,8 @@ keystone_backend() {
 }
 
 # ---- Scale-out: pools across Redis and PostgreSQL, catalog in PostgreSQL ---------------------
-# Three zaqar-server processes on 127.0.0.1:18801-18803 (tests/scale_out.rs), plus the
-# conformance suite through a PooledStore (tests/conformance_pooled.rs). Prints 1-node vs
+# Three zaqar-server processes on 127.0.0.1:18801-18803 (the server's scale_out tests), plus
+# the conformance suite through a PooledStore (the storage crate's conformance_pooled). Prints 1-node vs
 # 3-node throughput. ZAQAR_SCALE_OUT_MESSAGES sets the messages per phase (default 3000).
 scaleout_backend() {
     export ZAQAR_TEST_REDIS_URL=${ZAQAR_TEST_REDIS_URL:-redis://127.0.0.1:6379}
@@ -78,8 +76,12 @@ scaleout_backend() {
         echo "Redis at $ZAQAR_TEST_REDIS_URL is not answering" >&2
         return 1
     fi
+    local rc=0
     # shellcheck disable=SC2086
-    cargo test $CARGO_TEST_FLAGS --test conformance_pooled --test scale_out -- --nocapture
+    cargo test $CARGO_TEST_FLAGS -p zaqar-storage --test it -- conformance_pooled:: || rc=$?
+    # shellcheck disable=SC2086
+    cargo test $CARGO_TEST_FLAGS -p zaqar-server --test it -- --nocapture scale_out:: || rc=$?
+    return $rc
 }
 
 # ---- main ----------------------------------------------------------------------------------

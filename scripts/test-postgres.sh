@@ -27,5 +27,6 @@ if command -v psql >/dev/null 2>&1; then
     fi
 fi
 
-cargo test --lib storage::postgres "$@"
-cargo test --test conformance_postgres --test postgres_multinode --test postgres_faults "$@"
+cargo test -p zaqar-storage --lib "$@" -- postgres::
+cargo test -p zaqar-storage --test it "$@" -- conformance_postgres:: postgres_faults::
+cargo test -p zaqar-server --test it "$@" -- postgres_multinode::

@@ -1,0 +1,3 @@
+//! The `zaqar-bench` binary against a real server.
+
+mod zaqar_bench;

@@ -1,0 +1,3 @@
+//! The `zaqar` binary against a real server.
+
+mod cli;

@@ -352,6 +352,7 @@ fn message_rows(items: Option<&Value>) -> Vec<Vec<Value>> {
         .unwrap_or_default()
 }
 
+// One argument per option of `message list`, passed straight from the command line.
 #[allow(clippy::too_many_arguments)]
 async fn list_messages(
     c: &Client,

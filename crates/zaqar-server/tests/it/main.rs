@@ -21,5 +21,6 @@ mod redis_fault;
 mod redis_multinode;
 mod scale_out;
 mod scenarios;
+mod tidy;
 mod ws_protocol;
 mod ws_robustness;

@@ -10,6 +10,7 @@ pub mod hub;
 pub mod identity;
 pub mod metrics;
 pub mod model;
+pub mod operation;
 pub mod policy;
 pub mod secret;
 pub mod service;

@@ -6,6 +6,7 @@ mod handlers;
 mod pools;
 pub mod query;
 mod quotas;
+pub mod routes;
 #[cfg(feature = "otel")]
 pub mod trace_context;
 
@@ -19,11 +20,13 @@ use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use axum::Router;
 use tracing::Instrument;
 
 use zaqar_core::error::Error;
+
+use routes::OperationTable;
 use zaqar_core::identity::UserToken;
 use zaqar_core::service::{validate, Service};
 
@@ -128,55 +131,24 @@ impl Identity {
 
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 
+/// What the request middleware needs: the handlers' state and the operation table.
+#[derive(Clone)]
+struct Guarded {
+    state: Arc<AppState>,
+    table: Arc<OperationTable>,
+}
+
 /// Builds the application router.
 pub fn router(state: Arc<AppState>) -> Router {
-    use handlers::*;
-    let mut v2 = Router::new()
-        .route("/v2", get(home))
-        .route("/v2/", get(home))
-        .route("/v2/ping", get(ping).head(ping_head))
-        .route("/v2/queues/{queue}/claims", post(create_claim))
-        .route(
-            "/v2/queues/{queue}/claims/{claim_id}",
-            get(get_claim).patch(update_claim).delete(delete_claim),
-        )
-        .route("/v2/queues/{queue}/share", post(share_queue))
-        .route("/v2/queues/{queue}/x-redrive", post(redrive));
-    v2 = sources::<Queues>(v2, "/v2/queues", "{queue}");
-    v2 = sources::<Topics>(v2, "/v2/topics", "{topic}");
-    if state.admin_mode {
-        v2 = v2
-            .route("/v2/health", get(health))
-            .route("/v2/quotas", get(quotas::list_quotas))
-            .route(
-                "/v2/quotas/{project_id}",
-                put(quotas::put_quota)
-                    .get(quotas::get_quota)
-                    .delete(quotas::delete_quota),
-            );
-    }
-    if state.admin_mode && state.pooling {
-        v2 = v2
-            .route("/v2/pools", get(pools::list_pools))
-            .route(
-                "/v2/pools/{pool}",
-                put(pools::put_pool)
-                    .get(pools::get_pool)
-                    .patch(pools::patch_pool)
-                    .delete(pools::delete_pool),
-            )
-            .route("/v2/flavors", get(pools::list_flavors))
-            .route(
-                "/v2/flavors/{flavor}",
-                put(pools::put_flavor)
-                    .get(pools::get_flavor)
-                    .patch(pools::patch_flavor)
-                    .delete(pools::delete_flavor),
-            );
-    }
-    let v2 = v2.route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    let (v2, mut table) = routes::v2_routes(state.admin_mode, state.pooling).finish();
+    table.insert_versions();
+    let guarded = Guarded {
+        state: state.clone(),
+        table: Arc::new(table),
+    };
+    let v2 = v2.route_layer(middleware::from_fn_with_state(guarded.clone(), guard));
     let root = Router::new()
-        .route("/", get(versions))
+        .route("/", get(handlers::versions))
         .route_layer(middleware::from_fn(root_guard));
     let cors = cors_layer(&state.cors);
     let app = Router::new()
@@ -188,53 +160,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         Some(c) => app.layer(c),
         None => app,
     };
-    app.layer(middleware::from_fn(request_context))
+    app.layer(middleware::from_fn_with_state(guarded, request_context))
         .with_state(state)
-}
-
-/// The routes queues and topics share (spec §3.7).
-fn sources<K: handlers::Kind>(
-    r: Router<Arc<AppState>>,
-    base: &str,
-    param: &str,
-) -> Router<Arc<AppState>> {
-    use handlers::*;
-    let item = format!("{base}/{param}");
-    r.route(base, get(list_queues::<K>))
-        .route(
-            &item,
-            put(create_queue::<K>)
-                .get(get_queue::<K>)
-                .patch(patch_queue::<K>)
-                .delete(delete_queue::<K>)
-                .head(head_queue::<K>),
-        )
-        .route(&format!("{item}/stats"), get(queue_stats::<K>))
-        .route(&format!("{item}/purge"), post(purge_queue::<K>))
-        .route(
-            &format!("{item}/messages"),
-            post(post_messages::<K>)
-                .get(get_messages::<K>)
-                .delete(delete_messages::<K>),
-        )
-        .route(
-            &format!("{item}/messages/{{message_id}}"),
-            get(get_message::<K>).delete(delete_message::<K>),
-        )
-        .route(
-            &format!("{item}/subscriptions"),
-            get(list_subscriptions::<K>).post(create_subscription::<K>),
-        )
-        .route(
-            &format!("{item}/subscriptions/{{subscription_id}}"),
-            get(get_subscription::<K>)
-                .patch(update_subscription::<K>)
-                .delete(delete_subscription::<K>),
-        )
-        .route(
-            &format!("{item}/subscriptions/{{subscription_id}}/confirm"),
-            put(confirm_subscription::<K>),
-        )
 }
 
 async fn not_found() -> Response {
@@ -246,7 +173,7 @@ async fn method_not_allowed() -> Response {
 }
 
 /// Request id, one tracing span per request, completion log.
-async fn request_context(req: Request, next: Next) -> Response {
+async fn request_context(State(guarded): State<Guarded>, req: Request, next: Next) -> Response {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let route = req
         .extensions()
@@ -277,7 +204,10 @@ async fn request_context(req: Request, next: Next) -> Response {
     let elapsed = start.elapsed();
     zaqar_core::metrics::http_request(method.as_str(), &route, status, elapsed);
     if status == 503 {
-        zaqar_core::metrics::backend_error(action(&route, &method).unwrap_or(&route));
+        match guarded.table.lookup(&route, &method) {
+            Some(operation) => zaqar_core::metrics::backend_error(operation.label()),
+            None => zaqar_core::metrics::backend_error(&route),
+        }
     }
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
@@ -413,71 +343,6 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Us
     Ok(Some(UserToken { token, info }))
 }
 
-/// The policy action of a route (spec §2.4 names).
-fn action(route: &str, method: &Method) -> Option<&'static str> {
-    let m = method.as_str();
-    let r = route.trim_start_matches("/v2");
-    Some(match (r, m) {
-        ("/ping", _) => "ping:get",
-        ("/health", _) => "health:get",
-        ("/pools", _) => "pools:get_all",
-        ("/pools/{pool}", "PUT") => "pools:create",
-        ("/pools/{pool}", "GET") => "pools:get",
-        ("/pools/{pool}", "PATCH") => "pools:update",
-        ("/pools/{pool}", "DELETE") => "pools:delete",
-        ("/flavors", _) => "flavors:get_all",
-        ("/flavors/{flavor}", "PUT") => "flavors:create",
-        ("/flavors/{flavor}", "GET") => "flavors:get",
-        ("/flavors/{flavor}", "PATCH") => "flavors:update",
-        ("/flavors/{flavor}", "DELETE") => "flavors:delete",
-        ("/quotas", _) => "quotas:get_all",
-        ("/quotas/{project_id}", "GET") => "quotas:get",
-        ("/quotas/{project_id}", "PUT") => "quotas:update",
-        ("/quotas/{project_id}", "DELETE") => "quotas:delete",
-        ("/queues", "GET") => "queues:get_all",
-        ("/queues/{queue}", "PUT") => "queues:create",
-        ("/queues/{queue}", "GET" | "HEAD") => "queues:get",
-        ("/queues/{queue}", "PATCH") => "queues:update",
-        ("/queues/{queue}", "DELETE") => "queues:delete",
-        ("/queues/{queue}/stats", _) => "queues:stats",
-        ("/queues/{queue}/purge", _) => "queues:purge",
-        ("/queues/{queue}/share", _) => "queues:share",
-        ("/queues/{queue}/x-redrive", _) => "queues:redrive",
-        ("/queues/{queue}/messages", "POST") => "messages:create",
-        ("/queues/{queue}/messages", "GET") => "messages:get_all",
-        ("/queues/{queue}/messages", "DELETE") => "messages:delete_all",
-        ("/queues/{queue}/messages/{message_id}", "GET") => "messages:get",
-        ("/queues/{queue}/messages/{message_id}", "DELETE") => "messages:delete",
-        ("/queues/{queue}/claims", _) => "claims:create",
-        ("/queues/{queue}/claims/{claim_id}", "GET") => "claims:get",
-        ("/queues/{queue}/claims/{claim_id}", "PATCH") => "claims:update",
-        ("/queues/{queue}/claims/{claim_id}", "DELETE") => "claims:delete",
-        (r, m) if r.contains("/subscriptions") => {
-            match (r.ends_with("/confirm"), r.ends_with("}"), m) {
-                (true, _, _) => "subscription:confirm",
-                (false, false, "GET") => "subscription:get_all",
-                (false, false, _) => "subscription:create",
-                (false, true, "GET") => "subscription:get",
-                (false, true, "PATCH") => "subscription:update",
-                (false, true, _) => "subscription:delete",
-            }
-        }
-        ("/topics", "GET") => "topics:get_all",
-        ("/topics/{topic}", "PUT") => "topics:create",
-        ("/topics/{topic}", "GET" | "HEAD") => "topics:get",
-        ("/topics/{topic}", "PATCH") => "topics:update",
-        ("/topics/{topic}", "DELETE") => "topics:delete",
-        ("/topics/{topic}/stats", _) => "topics:stats",
-        ("/topics/{topic}/purge", _) => "topics:purge",
-        ("/topics/{topic}/messages", "POST") => "messages:create",
-        ("/topics/{topic}/messages", "GET") => "messages:get_all",
-        ("/topics/{topic}/messages", "DELETE") => "messages:delete_all",
-        ("/topics/{topic}/messages/{message_id}", "GET") => "messages:get",
-        ("/topics/{topic}/messages/{message_id}", "DELETE") => "messages:delete",
-        _ => return None,
-    })
-}
-
 /// Check 1 of spec §2.1: a request carrying `URL-Signature` must be covered by a valid,
 /// unexpired pre-signed grant (else 404, as the reference answers).
 fn check_signature(
@@ -548,27 +413,34 @@ fn check_path(params: &PathParams) -> Result<(), Error> {
     }
 }
 
+/// Establishes the identity of a `/v2` request and decides whether it may proceed: the
+/// operation of its route (none: refused), authentication, the checks of spec §2.1, the
+/// operation's policy rule, the project's rate budget.
 async fn guard(
-    State(state): State<Arc<AppState>>,
+    State(guarded): State<Guarded>,
     params: PathParams,
     mut req: Request,
     next: Next,
 ) -> Response {
+    let state = &guarded.state;
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let token = match authenticate(&state, req.headers()).await {
+    // Every route is registered with its operation; a method the route does not serve has
+    // none and is refused here, before authentication or any handler.
+    let Some(operation) = guarded.table.lookup(&route, req.method()) else {
+        return method_not_allowed().await;
+    };
+    let token = match authenticate(state, req.headers()).await {
         Ok(t) => t,
         Err(e) => return error::respond(e),
     };
-    let checked = check_request(&state, req.method(), req.uri().path(), req.headers(), token)
+    let checked = check_request(state, req.method(), req.uri().path(), req.headers(), token)
         .and_then(|identity| {
             check_path(&params)?;
-            if let Some(action) = action(&route, req.method()) {
-                state.service.authorize(action, &identity.roles)?;
-            }
+            state.service.authorize(operation, &identity.roles)?;
             Ok(identity)
         });
     let checked = match checked {

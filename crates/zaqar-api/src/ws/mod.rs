@@ -12,6 +12,7 @@
 mod actions;
 pub mod auth;
 mod conn;
+pub mod operations;
 pub mod protocol;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! WebSocket transport) parse their own envelopes, then call these; validation, defaults and
 //! every rule of the spec that is not a storage concern live here.
 
+mod access;
 pub mod checksum;
 pub mod crypto;
 pub mod filter;
@@ -258,11 +259,6 @@ impl Service {
             limits.check_new_queue(q.project, n)?;
         }
         Ok(())
-    }
-
-    /// Enforces the access policy for `action` (e.g. `queues:create`).
-    pub fn authorize(&self, action: &str, roles: &[String]) -> Result<()> {
-        self.options.policy.enforce(action, roles)
     }
 
     /// `POST .../share`: signs a grant for the queue's sub-resources (spec §3.3.8).

@@ -16,6 +16,7 @@ mod http_signed_urls;
 mod http_subscriptions;
 mod keystone_auth;
 mod metrics;
+mod operations;
 mod postgres_multinode;
 mod redis_fault;
 mod redis_multinode;

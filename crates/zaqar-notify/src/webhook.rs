@@ -10,6 +10,9 @@ use zaqar_core::model::Subscription;
 use crate::deliver::AttemptError;
 use crate::Notifier;
 
+/// The `X-Zaqar-Signature` of a webhook body: the time and the HMAC-SHA256 of `<t>.<body>`
+/// with the subscription's secret, so that the receiver can check both the sender and that the
+/// request is recent.
 fn sign_webhook(secret: &str, t: i64, body: &[u8]) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     m.update(t.to_string().as_bytes());

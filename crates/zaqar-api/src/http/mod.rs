@@ -164,7 +164,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> Response {
+/// No route: 404, unless the request refuses JSON answers (406 comes before any lookup, as
+/// on every route; e.g. `GET /v2/health` outside admin mode).
+async fn not_found(headers: HeaderMap) -> Response {
+    if !accepts_json(header_str(&headers, "accept")) {
+        return error::respond(Error::NotAcceptable);
+    }
     error::status_only(StatusCode::NOT_FOUND)
 }
 
@@ -327,7 +332,8 @@ fn check_request(
 }
 
 fn is_signed(headers: &HeaderMap) -> bool {
-    header_str(headers, "url-signature").is_some_and(|s| !s.is_empty())
+    // Present at all, even empty: a failed signature (404), never an unsigned request.
+    headers.contains_key("url-signature")
 }
 
 /// The Keystone identity of a request, when Keystone is on and the request is not pre-signed.
@@ -351,9 +357,11 @@ fn check_signature(
     path: &str,
     headers: &HeaderMap,
 ) -> Result<(), Error> {
-    let Some(signature) = header_str(headers, "url-signature").filter(|s| !s.is_empty()) else {
+    if !headers.contains_key("url-signature") {
         return Ok(());
-    };
+    }
+    // An empty (or non-text) signature is verified like any other, and fails.
+    let signature = header_str(headers, "url-signature").unwrap_or("");
     let list = |name: &str| -> Vec<String> {
         header_str(headers, name)
             .unwrap_or("")

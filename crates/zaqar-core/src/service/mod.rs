@@ -650,8 +650,12 @@ impl Service {
     pub async fn create_queue(&self, ctx: Ctx<'_>, name: &str, body: &[u8]) -> Result<bool> {
         let q = ctx.queue(name)?;
         self.check_metadata_size(body.len())?;
-        let metadata = if body.iter().all(u8::is_ascii_whitespace) {
+        // No body: no metadata. A body of white space is a document that does not parse (as
+        // the reference answers it), not an empty one.
+        let metadata = if body.is_empty() {
             Map::new()
+        } else if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::body("Request body could not be parsed."));
         } else {
             parse_object(body)?
         };

@@ -202,10 +202,15 @@ impl Service {
         let q = self.source_ref(ctx, kind, name, &mut shadow)?;
         // The reference creates the source first, even if the subscription is then refused.
         self.store.create_queue(q, Map::new()).await?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::body("Request body can not be empty"));
-        }
-        let doc = parse_object(body)?;
+        // No body is an empty document (so the missing subscriber is named, as the reference
+        // answers); white space is a document that does not parse.
+        let doc = if body.is_empty() {
+            Map::new()
+        } else if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::body("Request body could not be parsed."));
+        } else {
+            parse_object(body)?
+        };
         let subscriber = match doc.get("subscriber") {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err(Error::invalid("The subscriber must be a string.")),

@@ -498,3 +498,58 @@ async fn a_client_that_gives_up_stops_waiting() {
     }
     assert!(released, "the server dropped the abandoned waiter");
 }
+
+#[tokio::test]
+async fn the_post_size_limit_counts_what_the_client_sent_not_the_ciphertext() {
+    let s = TestServer::start_with(&[KEY]).await;
+    put(
+        &s,
+        "sealed",
+        json!({"_enable_encrypt_messages": true, "_max_messages_post_size": 1000}),
+    )
+    .await;
+    // 940-odd bytes as sent; the stored ciphertext (nonce, tag, base64) is far larger.
+    let body = json!({"messages": [{"body": "x".repeat(900), "ttl": 300}]}).to_string();
+    assert!(body.len() < 1000, "{}", body.len());
+    let r = s
+        .req(Method::POST, "/v2/queues/sealed/messages")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(status, 201, "{}", r.text().await.unwrap());
+    // Over the limit as sent: refused.
+    let body = json!({"messages": [{"body": "x".repeat(1000)}]}).to_string();
+    let r = s
+        .req(Method::POST, "/v2/queues/sealed/messages")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "Invalid API request", Some("too large")).await;
+}
+
+#[tokio::test]
+async fn the_post_size_limit_counts_what_the_client_sent_over_websocket_too() {
+    use common::ws::WsClient;
+    let s = TestServer::start_with(&[KEY]).await;
+    put(
+        &s,
+        "sealed",
+        json!({"_enable_encrypt_messages": true, "_max_messages_post_size": 1000}),
+    )
+    .await;
+    let mut ws = WsClient::to(&s).await;
+    let under =
+        json!({"queue_name": "sealed", "messages": [{"body": "x".repeat(900), "ttl": 300}]});
+    let reply = ws.call("message_post", under.clone()).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = ws.call_msgpack("message_post", under).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let over = json!({"queue_name": "sealed", "messages": [{"body": "x".repeat(1000)}]});
+    let reply = ws.call("message_post", over).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+}

@@ -2,6 +2,7 @@
 //! `zaqar-server` binary), driven over HTTP and WebSocket.
 
 mod abuse;
+mod compat;
 mod crash_recovery;
 mod docs;
 mod fuzz_inputs;

@@ -158,3 +158,62 @@ async fn every_websocket_action_is_guarded_by_its_operation() {
     }
     assert!(checked > 30, "only {checked} actions checked");
 }
+
+#[tokio::test]
+async fn an_unacceptable_accept_header_gets_406_on_every_route_before_any_lookup() {
+    let s = TestServer::start_with(&[
+        ("DEFAULT", "admin_mode", "true"),
+        ("DEFAULT", "pooling", "true"),
+    ])
+    .await;
+    // Nothing exists: a lookup would answer 404, so a 406 proves the check came first.
+    for (template, method, _) in operation_table(true, true).entries() {
+        let path = concrete(&template);
+        let r = s
+            .http
+            .request(method.clone(), s.url(&path))
+            .header("Client-ID", CLIENT)
+            .header("X-Project-ID", PROJECT)
+            .header("X-Roles", "admin")
+            .header("Accept", "text/html")
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 406, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn an_unacceptable_accept_header_gets_406_on_routes_that_do_not_exist_here_either() {
+    // The reference's media-type test: no project header, `Accept: application/xml`, and
+    // `/v2/health`, which exists only in admin mode here.
+    let s = TestServer::start().await;
+    for (method, path) in [
+        (Method::GET, "/v2/queues"),
+        (Method::GET, "/v2/queues/nonexistent/stats"),
+        (Method::POST, "/v2/queues/nonexistent/messages"),
+        (Method::GET, "/v2/queues/nonexistent/messages/deadbeaf"),
+        (Method::POST, "/v2/queues/nonexistent/claims"),
+        (Method::GET, "/v2/queues/nonexistent/claims/0ad"),
+        (Method::GET, "/v2/health"),
+        (Method::GET, "/v2/no-such-resource"),
+    ] {
+        let r = s
+            .http
+            .request(method.clone(), s.url(path))
+            .header("Client-ID", CLIENT)
+            .header("Accept", "application/xml")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 406, "{method} {path}");
+    }
+    let r = s.req(Method::GET, "/v2/health").send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "JSON accepted: the route does not exist"
+    );
+}

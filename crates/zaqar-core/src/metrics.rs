@@ -126,8 +126,6 @@ pub fn get() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut r = Registry::default();
-        let mut names = Vec::new();
         let m = Metrics {
             registry: Registry::default(),
             names: Vec::new(),
@@ -155,184 +153,86 @@ impl Metrics {
             active: Mutex::new(HashMap::new()),
             depth_lock: Mutex::new(()),
         };
-        let build = Family::<BuildLabels, Gauge>::default();
-        build
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-            })
-            .set(1);
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_build_info",
-            "Version of this server (value 1)",
-            build,
-        );
-        let start: Gauge = Gauge::default();
-        start.set(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_start_time_seconds",
-            "Start time of the process, seconds since the Unix epoch",
-            start,
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_http_requests",
-            "HTTP requests answered, by method, route template and status",
-            m.http_requests.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_http_request_duration_seconds",
-            "Time to answer HTTP requests (long-poll waits included), by method and route template",
-            m.http_duration.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_http_requests_in_flight",
-            "HTTP requests being processed",
-            m.http_in_flight.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_websocket_connections",
-            "Open WebSocket connections",
-            m.ws_connections.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_websocket_requests",
-            "WebSocket requests answered, by action and status",
-            m.ws_requests.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_messages_posted",
-            "Messages stored by successful posts",
-            m.messages_posted.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_messages_claimed",
-            "Messages handed out by successful claims",
-            m.messages_claimed.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_claims_created",
-            "Claims created (claim requests that got at least one message)",
-            m.claims_created.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_messages_deleted",
-            "Messages deleted by successful requests (single, bulk by id, pop)",
-            m.messages_deleted.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_messages_expired",
-            "Expired messages removed by the store's sweep (reported by drivers that count them)",
-            m.messages_expired.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_messages_dead_lettered",
-            "Messages moved to a dead-letter queue (reported by drivers that count them)",
-            m.messages_dead_lettered.clone(),
-        );
-        reg(&mut r, &mut names,
-            "zaqar_backend_errors",
-            "Requests that failed with 503 (storage or a service it depends on unavailable), by operation",
-            m.backend_errors.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_notifications_delivered",
-            "Notifications delivered to subscribers, by subscriber kind",
-            m.notifications_delivered.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_notifications_failed",
-            "Notification deliveries that failed (after retries), by subscriber kind",
-            m.notifications_failed.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_longpoll_waiting_queues",
-            "Queues with at least one long-polling request waiting",
-            m.longpoll_queues.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_backend_up",
-            "Whether the store answered its last ping (1) or not (0)",
-            m.backend_up.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_queue_messages",
-            "Messages in the deepest recently used queues ([admin] queue_depth_top), by state \
-             (free, claimed, delayed)",
-            m.queue_messages.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_project_messages",
-            "Messages in the recently used queues of the projects with the most of them",
-            m.project_messages.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_depth_tracked_queues",
-            "Recently used queues whose depth is sampled",
-            m.tracked_queues.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_depth_tracked_messages",
-            "Messages in all the recently used queues whose depth is sampled",
-            m.tracked_messages.clone(),
-        );
-        reg(
-            &mut r,
-            &mut names,
-            "zaqar_depth_sample_duration_seconds",
-            "Time the last depth sample took",
-            m.depth_sample_duration.clone(),
-        );
+        let (registry, names) = m.register();
         Metrics {
-            registry: r,
+            registry,
             names,
             ..m
         }
+    }
+
+    /// Registers every metric with its name and help text, in exposition order, and returns
+    /// the registry with the exposition names.
+    fn register(&self) -> (Registry, Vec<String>) {
+        let mut r = Registry::default();
+        let mut names = Vec::new();
+        // One row per metric: the registry takes each metric by its own type, so the table is
+        // a macro invocation rather than an array of one element type.
+        macro_rules! table {
+            ($($name:literal, $help:literal => $metric:expr;)*) => {
+                $(reg(&mut r, &mut names, $name, $help, $metric);)*
+            };
+        }
+        table! {
+            "zaqar_build_info", "Version of this server (value 1)" => build_info();
+            "zaqar_start_time_seconds", "Start time of the process, seconds since the Unix epoch"
+                => start_time();
+            "zaqar_http_requests", "HTTP requests answered, by method, route template and status"
+                => self.http_requests.clone();
+            "zaqar_http_request_duration_seconds",
+                "Time to answer HTTP requests (long-poll waits included), by method and route template"
+                => self.http_duration.clone();
+            "zaqar_http_requests_in_flight", "HTTP requests being processed"
+                => self.http_in_flight.clone();
+            "zaqar_websocket_connections", "Open WebSocket connections"
+                => self.ws_connections.clone();
+            "zaqar_websocket_requests", "WebSocket requests answered, by action and status"
+                => self.ws_requests.clone();
+            "zaqar_messages_posted", "Messages stored by successful posts"
+                => self.messages_posted.clone();
+            "zaqar_messages_claimed", "Messages handed out by successful claims"
+                => self.messages_claimed.clone();
+            "zaqar_claims_created", "Claims created (claim requests that got at least one message)"
+                => self.claims_created.clone();
+            "zaqar_messages_deleted",
+                "Messages deleted by successful requests (single, bulk by id, pop)"
+                => self.messages_deleted.clone();
+            "zaqar_messages_expired",
+                "Expired messages removed by the store's sweep (reported by drivers that count them)"
+                => self.messages_expired.clone();
+            "zaqar_messages_dead_lettered",
+                "Messages moved to a dead-letter queue (reported by drivers that count them)"
+                => self.messages_dead_lettered.clone();
+            "zaqar_backend_errors",
+                "Requests that failed with 503 (storage or a service it depends on unavailable), by operation"
+                => self.backend_errors.clone();
+            "zaqar_notifications_delivered",
+                "Notifications delivered to subscribers, by subscriber kind"
+                => self.notifications_delivered.clone();
+            "zaqar_notifications_failed",
+                "Notification deliveries that failed (after retries), by subscriber kind"
+                => self.notifications_failed.clone();
+            "zaqar_longpoll_waiting_queues",
+                "Queues with at least one long-polling request waiting"
+                => self.longpoll_queues.clone();
+            "zaqar_backend_up", "Whether the store answered its last ping (1) or not (0)"
+                => self.backend_up.clone();
+            "zaqar_queue_messages",
+                "Messages in the deepest recently used queues ([admin] queue_depth_top), by state \
+                 (free, claimed, delayed)"
+                => self.queue_messages.clone();
+            "zaqar_project_messages",
+                "Messages in the recently used queues of the projects with the most of them"
+                => self.project_messages.clone();
+            "zaqar_depth_tracked_queues", "Recently used queues whose depth is sampled"
+                => self.tracked_queues.clone();
+            "zaqar_depth_tracked_messages",
+                "Messages in all the recently used queues whose depth is sampled"
+                => self.tracked_messages.clone();
+            "zaqar_depth_sample_duration_seconds", "Time the last depth sample took"
+                => self.depth_sample_duration.clone();
+        }
+        (r, names)
     }
 
     /// The names of every metric as they appear in the exposition (counters end in `_total`),
@@ -365,6 +265,29 @@ impl Metrics {
             evict_oldest(&mut active, n - MAX_TRACKED * 9 / 10);
         }
     }
+}
+
+/// The `zaqar_build_info` gauge: this build's version as a label, value 1.
+fn build_info() -> Family<BuildLabels, Gauge> {
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+    build
+}
+
+/// The `zaqar_start_time_seconds` gauge, set to now.
+fn start_time() -> Gauge {
+    let start: Gauge = Gauge::default();
+    start.set(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    );
+    start
 }
 
 /// Registers `metric` and records its exposition name.

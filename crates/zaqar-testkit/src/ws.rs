@@ -388,166 +388,190 @@ impl Transport for Http<'_> {
     }
 
     async fn call(&mut self, op: Op<'_>) -> Outcome {
-        let s = self.s;
-        let q = |queue: &str| format!("/v2/queues/{queue}");
-        let (method, path, body): (Method, String, Option<Value>) = match &op {
-            Op::CreateQueue { queue, metadata } => (Method::PUT, q(queue), metadata.clone()),
-            Op::DeleteQueue { queue } => (Method::DELETE, q(queue), None),
-            Op::GetQueue { queue } => (Method::GET, q(queue), None),
-            Op::ListQueues { limit, detailed } => {
-                let mut p = format!("/v2/queues?detailed={detailed}");
-                if let Some(l) = limit {
-                    p.push_str(&format!("&limit={l}"));
-                }
-                (Method::GET, p, None)
-            }
-            Op::Stats { queue } => (Method::GET, format!("{}/stats", q(queue)), None),
-            Op::Purge { queue } => (Method::POST, format!("{}/purge", q(queue)), None),
-            Op::Post { queue, messages } => (
-                Method::POST,
-                format!("{}/messages", q(queue)),
-                Some(json!({ "messages": messages })),
-            ),
-            Op::List {
-                queue,
-                echo,
-                include_claimed,
-                limit,
-            } => {
-                let mut p = format!(
-                    "{}/messages?echo={echo}&include_claimed={include_claimed}",
-                    q(queue)
-                );
-                if let Some(l) = limit {
-                    p.push_str(&format!("&limit={l}"));
-                }
-                (Method::GET, p, None)
-            }
-            Op::Get { queue, id } => (Method::GET, format!("{}/messages/{id}", q(queue)), None),
-            Op::GetMany { queue, ids } => (
-                Method::GET,
-                format!("{}/messages?ids={}", q(queue), ids.join(",")),
-                None,
-            ),
-            Op::Delete {
-                queue,
-                id,
-                claim_id,
-            } => {
-                let mut p = format!("{}/messages/{id}", q(queue));
-                if let Some(c) = claim_id {
-                    p.push_str(&format!("?claim_id={c}"));
-                }
-                (Method::DELETE, p, None)
-            }
-            Op::DeleteMany { queue, ids } => (
-                Method::DELETE,
-                format!("{}/messages?ids={}", q(queue), ids.join(",")),
-                None,
-            ),
-            Op::Pop { queue, count } => (
-                Method::DELETE,
-                format!("{}/messages?pop={count}", q(queue)),
-                None,
-            ),
-            Op::Claim {
-                queue,
-                ttl,
-                grace,
-                limit,
-            } => {
-                let mut p = format!("{}/claims", q(queue));
-                if let Some(l) = limit {
-                    p.push_str(&format!("?limit={l}"));
-                }
-                let mut b = serde_json::Map::new();
-                if let Some(t) = ttl {
-                    b.insert("ttl".into(), json!(t));
-                }
-                if let Some(g) = grace {
-                    b.insert("grace".into(), json!(g));
-                }
-                (Method::POST, p, Some(Value::Object(b)))
-            }
-            Op::GetClaim { queue, claim_id } => {
-                (Method::GET, format!("{}/claims/{claim_id}", q(queue)), None)
-            }
-            Op::Renew {
-                queue,
-                claim_id,
-                ttl,
-                grace,
-            } => (
-                Method::PATCH,
-                format!("{}/claims/{claim_id}", q(queue)),
-                Some(json!({"ttl": ttl, "grace": grace})),
-            ),
-            Op::Release { queue, claim_id } => (
-                Method::DELETE,
-                format!("{}/claims/{claim_id}", q(queue)),
-                None,
-            ),
-        };
-        let mut req = s.req(method, &path);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("HTTP request");
-        let status = resp.status().as_u16();
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let text = resp.text().await.expect("HTTP body");
-        let body: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        let mut out = Outcome {
-            status,
-            body: body.clone(),
-            ..Default::default()
-        };
-        if status >= 400 {
-            out.error = body["description"].as_str().map(str::to_string);
-            return out;
-        }
-        match op {
-            Op::ListQueues { .. } => {
-                out.names = body["queues"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|q| q["name"].as_str().unwrap_or_default().to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-            }
-            Op::Stats { .. } => out.stats = stats_of(&body),
-            Op::Post { .. } => {
-                out.ids = body["resources"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|r| super::last_segment(r.as_str().unwrap_or_default()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-            }
-            Op::Get { .. } => out.messages = vec![msg_of(&body)],
-            Op::List { .. } | Op::GetMany { .. } | Op::Pop { .. } | Op::GetClaim { .. } => {
-                out.messages = msgs_of(&body["messages"]);
-            }
-            Op::Claim { .. } => {
-                out.messages = msgs_of(&body["messages"]);
-                out.claim_id = location.as_deref().map(super::last_segment);
-            }
-            _ => {}
-        }
-        out
+        let (method, path, body) = http_request(&op);
+        let (status, location, body) = send_http(self.s, method, &path, body).await;
+        http_outcome(&op, status, location.as_deref(), body)
     }
+}
+
+/// The method, path and JSON body of `op` over HTTP.
+fn http_request(op: &Op<'_>) -> (Method, String, Option<Value>) {
+    let q = |queue: &str| format!("/v2/queues/{queue}");
+    match op {
+        Op::CreateQueue { queue, metadata } => (Method::PUT, q(queue), metadata.clone()),
+        Op::DeleteQueue { queue } => (Method::DELETE, q(queue), None),
+        Op::GetQueue { queue } => (Method::GET, q(queue), None),
+        Op::ListQueues { limit, detailed } => {
+            let mut p = format!("/v2/queues?detailed={detailed}");
+            if let Some(l) = limit {
+                p.push_str(&format!("&limit={l}"));
+            }
+            (Method::GET, p, None)
+        }
+        Op::Stats { queue } => (Method::GET, format!("{}/stats", q(queue)), None),
+        Op::Purge { queue } => (Method::POST, format!("{}/purge", q(queue)), None),
+        Op::Post { queue, messages } => (
+            Method::POST,
+            format!("{}/messages", q(queue)),
+            Some(json!({ "messages": messages })),
+        ),
+        Op::List {
+            queue,
+            echo,
+            include_claimed,
+            limit,
+        } => {
+            let mut p = format!(
+                "{}/messages?echo={echo}&include_claimed={include_claimed}",
+                q(queue)
+            );
+            if let Some(l) = limit {
+                p.push_str(&format!("&limit={l}"));
+            }
+            (Method::GET, p, None)
+        }
+        Op::Get { queue, id } => (Method::GET, format!("{}/messages/{id}", q(queue)), None),
+        Op::GetMany { queue, ids } => (
+            Method::GET,
+            format!("{}/messages?ids={}", q(queue), ids.join(",")),
+            None,
+        ),
+        Op::Delete {
+            queue,
+            id,
+            claim_id,
+        } => {
+            let mut p = format!("{}/messages/{id}", q(queue));
+            if let Some(c) = claim_id {
+                p.push_str(&format!("?claim_id={c}"));
+            }
+            (Method::DELETE, p, None)
+        }
+        Op::DeleteMany { queue, ids } => (
+            Method::DELETE,
+            format!("{}/messages?ids={}", q(queue), ids.join(",")),
+            None,
+        ),
+        Op::Pop { queue, count } => (
+            Method::DELETE,
+            format!("{}/messages?pop={count}", q(queue)),
+            None,
+        ),
+        Op::Claim {
+            queue,
+            ttl,
+            grace,
+            limit,
+        } => {
+            let mut p = format!("{}/claims", q(queue));
+            if let Some(l) = limit {
+                p.push_str(&format!("?limit={l}"));
+            }
+            let mut b = serde_json::Map::new();
+            if let Some(t) = ttl {
+                b.insert("ttl".into(), json!(t));
+            }
+            if let Some(g) = grace {
+                b.insert("grace".into(), json!(g));
+            }
+            (Method::POST, p, Some(Value::Object(b)))
+        }
+        Op::GetClaim { queue, claim_id } => {
+            (Method::GET, format!("{}/claims/{claim_id}", q(queue)), None)
+        }
+        Op::Renew {
+            queue,
+            claim_id,
+            ttl,
+            grace,
+        } => (
+            Method::PATCH,
+            format!("{}/claims/{claim_id}", q(queue)),
+            Some(json!({"ttl": ttl, "grace": grace})),
+        ),
+        Op::Release { queue, claim_id } => (
+            Method::DELETE,
+            format!("{}/claims/{claim_id}", q(queue)),
+            None,
+        ),
+    }
+}
+
+/// Sends one request; returns its status, its `Location` header and its body (JSON, else the
+/// text as a string, `null` when empty).
+async fn send_http(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Option<String>, Value) {
+    let mut req = s.req(method, path);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("HTTP request");
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = resp.text().await.expect("HTTP body");
+    let body: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, location, body)
+}
+
+/// The queue names of a queue listing.
+fn names_of(body: &Value) -> Vec<String> {
+    body["queues"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|q| q["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The outcome of `op` from an HTTP response.
+fn http_outcome(op: &Op<'_>, status: u16, location: Option<&str>, body: Value) -> Outcome {
+    let mut out = Outcome {
+        status,
+        body: body.clone(),
+        ..Default::default()
+    };
+    if status >= 400 {
+        out.error = body["description"].as_str().map(str::to_string);
+        return out;
+    }
+    match op {
+        Op::ListQueues { .. } => out.names = names_of(&body),
+        Op::Stats { .. } => out.stats = stats_of(&body),
+        Op::Post { .. } => {
+            out.ids = body["resources"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| super::last_segment(r.as_str().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        Op::Get { .. } => out.messages = vec![msg_of(&body)],
+        Op::List { .. } | Op::GetMany { .. } | Op::Pop { .. } | Op::GetClaim { .. } => {
+            out.messages = msgs_of(&body["messages"]);
+        }
+        Op::Claim { .. } => {
+            out.messages = msgs_of(&body["messages"]);
+            out.claim_id = location.map(super::last_segment);
+        }
+        _ => {}
+    }
+    out
 }
 
 /// WebSocket (a real client on the WebSocket listener), JSON or MessagePack frames.
@@ -585,105 +609,7 @@ impl Transport for Ws<'_> {
     }
 
     async fn call(&mut self, op: Op<'_>) -> Outcome {
-        let (action, body) = match &op {
-            Op::CreateQueue { queue, metadata } => {
-                let mut b = json!({ "queue_name": queue });
-                if let Some(m) = metadata {
-                    b["metadata"] = m.clone();
-                }
-                ("queue_create", b)
-            }
-            Op::DeleteQueue { queue } => ("queue_delete", json!({ "queue_name": queue })),
-            Op::GetQueue { queue } => ("queue_get", json!({ "queue_name": queue })),
-            Op::ListQueues { limit, detailed } => {
-                let mut b = json!({ "detailed": detailed });
-                if let Some(l) = limit {
-                    b["limit"] = json!(l);
-                }
-                ("queue_list", b)
-            }
-            Op::Stats { queue } => ("queue_get_stats", json!({ "queue_name": queue })),
-            Op::Purge { queue } => ("queue_purge", json!({ "queue_name": queue })),
-            Op::Post { queue, messages } => (
-                "message_post",
-                json!({"queue_name": queue, "messages": messages}),
-            ),
-            Op::List {
-                queue,
-                echo,
-                include_claimed,
-                limit,
-            } => {
-                let mut b =
-                    json!({"queue_name": queue, "echo": echo, "include_claimed": include_claimed});
-                if let Some(l) = limit {
-                    b["limit"] = json!(l);
-                }
-                ("message_list", b)
-            }
-            Op::Get { queue, id } => (
-                "message_get",
-                json!({"queue_name": queue, "message_id": id}),
-            ),
-            Op::GetMany { queue, ids } => (
-                "message_get_many",
-                json!({"queue_name": queue, "message_ids": ids}),
-            ),
-            Op::Delete {
-                queue,
-                id,
-                claim_id,
-            } => {
-                let mut b = json!({"queue_name": queue, "message_id": id});
-                if let Some(c) = claim_id {
-                    b["claim_id"] = json!(c);
-                }
-                ("message_delete", b)
-            }
-            Op::DeleteMany { queue, ids } => (
-                "message_delete_many",
-                json!({"queue_name": queue, "message_ids": ids}),
-            ),
-            Op::Pop { queue, count } => (
-                "message_delete_many",
-                json!({"queue_name": queue, "pop": count}),
-            ),
-            Op::Claim {
-                queue,
-                ttl,
-                grace,
-                limit,
-            } => {
-                let mut b = json!({ "queue_name": queue });
-                if let Some(t) = ttl {
-                    b["ttl"] = json!(t);
-                }
-                if let Some(g) = grace {
-                    b["grace"] = json!(g);
-                }
-                if let Some(l) = limit {
-                    b["limit"] = json!(l);
-                }
-                ("claim_create", b)
-            }
-            Op::GetClaim { queue, claim_id } => (
-                "claim_get",
-                json!({"queue_name": queue, "claim_id": claim_id}),
-            ),
-            Op::Renew {
-                queue,
-                claim_id,
-                ttl,
-                grace,
-            } => (
-                "claim_update",
-                json!({"queue_name": queue, "claim_id": claim_id, "ttl": ttl, "grace": grace}),
-            ),
-            Op::Release { queue, claim_id } => (
-                "claim_delete",
-                json!({"queue_name": queue, "claim_id": claim_id}),
-            ),
-        };
+        let (action, body) = ws_request(&op);
         let reply = if self.msgpack {
             self.client.call_msgpack(action, body.clone()).await
         } else {
@@ -695,51 +621,150 @@ impl Transport for Ws<'_> {
         );
         assert_eq!(reply.request["action"], action, "echoed request");
         assert_eq!(reply.request["body"], body, "echoed request body");
-        let b = reply.body.clone();
-        let mut out = Outcome {
-            status: reply.status,
-            body: b.clone(),
-            ..Default::default()
-        };
-        if reply.status >= 400 {
-            out.error = b["exception"]
-                .as_str()
-                .or(b["error"].as_str())
-                .map(str::to_string);
-            // queue_get_stats answers a missing queue with 404 and zero counts.
-            if let Op::Stats { .. } = op {
-                out.stats = stats_of(&b);
-            }
-            return out;
-        }
-        match op {
-            Op::ListQueues { .. } => {
-                out.names = b["queues"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|q| q["name"].as_str().unwrap_or_default().to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-            }
-            Op::Stats { .. } => out.stats = stats_of(&b),
-            Op::Post { .. } => {
-                out.ids = b["message_ids"]
-                    .as_array()
-                    .map(|a| a.iter().map(|i| i.as_str().unwrap().to_string()).collect())
-                    .unwrap_or_default();
-            }
-            Op::Get { .. } => out.messages = vec![msg_of(&b["messages"])],
-            Op::List { .. } | Op::GetMany { .. } | Op::Pop { .. } | Op::GetClaim { .. } => {
-                out.messages = msgs_of(&b["messages"]);
-            }
-            Op::Claim { .. } => {
-                out.messages = msgs_of(&b["messages"]);
-                out.claim_id = b["claim_id"].as_str().map(str::to_string);
-            }
-            _ => {}
-        }
-        out
+        ws_outcome(&op, &reply)
     }
+}
+
+/// The action and body of `op` over WebSocket.
+fn ws_request(op: &Op<'_>) -> (&'static str, Value) {
+    match op {
+        Op::CreateQueue { queue, metadata } => {
+            let mut b = json!({ "queue_name": queue });
+            if let Some(m) = metadata {
+                b["metadata"] = m.clone();
+            }
+            ("queue_create", b)
+        }
+        Op::DeleteQueue { queue } => ("queue_delete", json!({ "queue_name": queue })),
+        Op::GetQueue { queue } => ("queue_get", json!({ "queue_name": queue })),
+        Op::ListQueues { limit, detailed } => {
+            let mut b = json!({ "detailed": detailed });
+            if let Some(l) = limit {
+                b["limit"] = json!(l);
+            }
+            ("queue_list", b)
+        }
+        Op::Stats { queue } => ("queue_get_stats", json!({ "queue_name": queue })),
+        Op::Purge { queue } => ("queue_purge", json!({ "queue_name": queue })),
+        Op::Post { queue, messages } => (
+            "message_post",
+            json!({"queue_name": queue, "messages": messages}),
+        ),
+        Op::List {
+            queue,
+            echo,
+            include_claimed,
+            limit,
+        } => {
+            let mut b =
+                json!({"queue_name": queue, "echo": echo, "include_claimed": include_claimed});
+            if let Some(l) = limit {
+                b["limit"] = json!(l);
+            }
+            ("message_list", b)
+        }
+        Op::Get { queue, id } => (
+            "message_get",
+            json!({"queue_name": queue, "message_id": id}),
+        ),
+        Op::GetMany { queue, ids } => (
+            "message_get_many",
+            json!({"queue_name": queue, "message_ids": ids}),
+        ),
+        Op::Delete {
+            queue,
+            id,
+            claim_id,
+        } => {
+            let mut b = json!({"queue_name": queue, "message_id": id});
+            if let Some(c) = claim_id {
+                b["claim_id"] = json!(c);
+            }
+            ("message_delete", b)
+        }
+        Op::DeleteMany { queue, ids } => (
+            "message_delete_many",
+            json!({"queue_name": queue, "message_ids": ids}),
+        ),
+        Op::Pop { queue, count } => (
+            "message_delete_many",
+            json!({"queue_name": queue, "pop": count}),
+        ),
+        Op::Claim {
+            queue,
+            ttl,
+            grace,
+            limit,
+        } => {
+            let mut b = json!({ "queue_name": queue });
+            if let Some(t) = ttl {
+                b["ttl"] = json!(t);
+            }
+            if let Some(g) = grace {
+                b["grace"] = json!(g);
+            }
+            if let Some(l) = limit {
+                b["limit"] = json!(l);
+            }
+            ("claim_create", b)
+        }
+        Op::GetClaim { queue, claim_id } => (
+            "claim_get",
+            json!({"queue_name": queue, "claim_id": claim_id}),
+        ),
+        Op::Renew {
+            queue,
+            claim_id,
+            ttl,
+            grace,
+        } => (
+            "claim_update",
+            json!({"queue_name": queue, "claim_id": claim_id, "ttl": ttl, "grace": grace}),
+        ),
+        Op::Release { queue, claim_id } => (
+            "claim_delete",
+            json!({"queue_name": queue, "claim_id": claim_id}),
+        ),
+    }
+}
+
+/// The outcome of `op` from a WebSocket response.
+fn ws_outcome(op: &Op<'_>, reply: &Reply) -> Outcome {
+    let b = reply.body.clone();
+    let mut out = Outcome {
+        status: reply.status,
+        body: b.clone(),
+        ..Default::default()
+    };
+    if reply.status >= 400 {
+        out.error = b["exception"]
+            .as_str()
+            .or(b["error"].as_str())
+            .map(str::to_string);
+        // queue_get_stats answers a missing queue with 404 and zero counts.
+        if let Op::Stats { .. } = op {
+            out.stats = stats_of(&b);
+        }
+        return out;
+    }
+    match op {
+        Op::ListQueues { .. } => out.names = names_of(&b),
+        Op::Stats { .. } => out.stats = stats_of(&b),
+        Op::Post { .. } => {
+            out.ids = b["message_ids"]
+                .as_array()
+                .map(|a| a.iter().map(|i| i.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+        }
+        Op::Get { .. } => out.messages = vec![msg_of(&b["messages"])],
+        Op::List { .. } | Op::GetMany { .. } | Op::Pop { .. } | Op::GetClaim { .. } => {
+            out.messages = msgs_of(&b["messages"]);
+        }
+        Op::Claim { .. } => {
+            out.messages = msgs_of(&b["messages"]);
+            out.claim_id = b["claim_id"].as_str().map(str::to_string);
+        }
+        _ => {}
+    }
+    out
 }

@@ -39,199 +39,205 @@ pub fn versions() -> Value {
     }]})
 }
 
-fn rel(template: &str, vars: &[&str], allow: &[&str], post: bool) -> Value {
-    let vars: Map<String, Value> = vars
-        .iter()
-        .map(|v| (v.to_string(), Value::from(format!("param/{v}"))))
-        .collect();
-    let mut hints = json!({"allow": allow, "formats": {"application/json": {}}});
-    if post {
-        hints["accept-post"] = json!(["application/json"]);
+/// One templated resource of the home document: its name (after `rel/`), its `href-template`,
+/// its `href-vars` and the methods it allows.
+type Resource = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// The resources every server offers.
+const RESOURCES: &[Resource] = &[
+    (
+        "queues",
+        "/v2/queues{?marker,limit,detailed}",
+        &["marker", "limit", "detailed"],
+        &["GET"],
+    ),
+    (
+        "queue",
+        "/v2/queues/{queue_name}",
+        &["queue_name"],
+        &["GET", "PUT", "DELETE", "PATCH"],
+    ),
+    (
+        "queue_stats",
+        "/v2/queues/{queue_name}/stats",
+        &["queue_name"],
+        &["GET"],
+    ),
+    (
+        "queue_share",
+        "/v2/queues/{queue_name}/share",
+        &["queue_name"],
+        &["POST"],
+    ),
+    (
+        "queue_purge",
+        "/v2/queues/{queue_name}/purge",
+        &["queue_name"],
+        &["POST"],
+    ),
+    (
+        "messages",
+        "/v2/queues/{queue_name}/messages{?marker,limit,echo,include_claimed}",
+        &["queue_name", "marker", "limit", "echo", "include_claimed"],
+        &["GET"],
+    ),
+    (
+        "post_messages",
+        "/v2/queues/{queue_name}/messages",
+        &["queue_name"],
+        &["POST"],
+    ),
+    (
+        "messages_delete",
+        "/v2/queues/{queue_name}/messages{?ids,pop}",
+        &["queue_name", "ids", "pop"],
+        &["DELETE"],
+    ),
+    (
+        "message_delete",
+        "/v2/queues/{queue_name}/messages/{message_id}{?claim}",
+        &["queue_name", "message_id", "claim"],
+        &["DELETE"],
+    ),
+    (
+        "message_get",
+        "/v2/queues/{queue_name}/messages/{message_id}",
+        &["queue_name", "message_id"],
+        &["GET"],
+    ),
+    (
+        "claim",
+        "/v2/queues/{queue_name}/claims/{claim_id}",
+        &["queue_name", "claim_id"],
+        &["GET"],
+    ),
+    (
+        "post_claim",
+        "/v2/queues/{queue_name}/claims{?limit}",
+        &["queue_name", "limit"],
+        &["POST"],
+    ),
+    (
+        "patch_claim",
+        "/v2/queues/{queue_name}/claims/{claim_id}",
+        &["queue_name", "claim_id"],
+        &["PATCH"],
+    ),
+    (
+        "delete_claim",
+        "/v2/queues/{queue_name}/claims/{claim_id}",
+        &["queue_name", "claim_id"],
+        &["DELETE"],
+    ),
+    (
+        "subscriptions_get",
+        "/v2/queues/{queue_name}/subscriptions{?marker,limit}",
+        &["queue_name", "marker", "limit"],
+        &["GET"],
+    ),
+    (
+        "subscriptions_post",
+        "/v2/queues/{queue_name}/subscriptions",
+        &["queue_name"],
+        &["POST"],
+    ),
+    (
+        "subscription",
+        "/v2/queues/{queue_name}/subscriptions/{subscriptions_id}",
+        &["queue_name", "subscriptions_id"],
+        &["GET", "DELETE"],
+    ),
+    (
+        "subscription_patch",
+        "/v2/queues/{queue_name}/subscriptions/{subscriptions_id}",
+        &["queue_name", "subscriptions_id"],
+        &["PATCH"],
+    ),
+    ("ping", "/v2/ping", &[], &["GET"]),
+];
+
+/// The resources of `admin_mode` with `pooling`.
+const POOLING_RESOURCES: &[Resource] = &[
+    (
+        "pools",
+        "/v2/pools{?detailed,limit,marker}",
+        &["detailed", "limit", "marker"],
+        &["GET"],
+    ),
+    (
+        "pool",
+        "/v2/pools/{pool_name}",
+        &["pool_name"],
+        &["GET", "PUT", "PATCH", "DELETE"],
+    ),
+    (
+        "flavors",
+        "/v2/flavors{?detailed,limit,marker}",
+        &["detailed", "limit", "marker"],
+        &["GET"],
+    ),
+    (
+        "flavor",
+        "/v2/flavors/{flavor_name}",
+        &["flavor_name"],
+        &["GET", "PUT", "PATCH", "DELETE"],
+    ),
+];
+
+/// The templated resources of `admin_mode` (health, with a plain `href`, is added apart).
+const ADMIN_RESOURCES: &[Resource] = &[
+    (
+        "quotas",
+        "/v2/quotas{?limit,marker}",
+        &["limit", "marker"],
+        &["GET"],
+    ),
+    (
+        "quota",
+        "/v2/quotas/{project_id}",
+        &["project_id"],
+        &["GET", "PUT", "DELETE"],
+    ),
+];
+
+/// Adds each resource as `rel/{name}`. Every variable is a `param/{name}`, and the resources
+/// that allow POST also tell which media type they accept.
+fn add_resources(r: &mut Map<String, Value>, resources: &[Resource]) {
+    for &(name, template, vars, allow) in resources {
+        let vars: Map<String, Value> = vars
+            .iter()
+            .map(|v| (v.to_string(), Value::from(format!("param/{v}"))))
+            .collect();
+        let mut hints = json!({"allow": allow, "formats": {"application/json": {}}});
+        if allow.contains(&"POST") {
+            hints["accept-post"] = json!(["application/json"]);
+        }
+        r.insert(
+            format!("rel/{name}"),
+            json!({"href-template": template, "href-vars": vars, "hints": hints}),
+        );
     }
-    json!({"href-template": template, "href-vars": vars, "hints": hints})
 }
 
 /// The JSON-home document of `GET /v2/` and of the WebSocket `get_home_doc` action: the admin
 /// resources appear with `admin_mode` (pools and flavors also need `pooling`).
 pub fn home_document(admin_mode: bool, pooling: bool) -> Value {
-    let q = "/v2/queues/{queue_name}";
     let mut r = Map::new();
-    let mut add = |name: &str, v: Value| {
-        r.insert(format!("rel/{name}"), v);
-    };
-    add(
-        "queues",
-        rel(
-            "/v2/queues{?marker,limit,detailed}",
-            &["marker", "limit", "detailed"],
-            &["GET"],
-            false,
-        ),
-    );
-    add(
-        "queue",
-        rel(
-            q,
-            &["queue_name"],
-            &["GET", "PUT", "DELETE", "PATCH"],
-            false,
-        ),
-    );
-    add(
-        "queue_stats",
-        rel(&format!("{q}/stats"), &["queue_name"], &["GET"], false),
-    );
-    add(
-        "queue_share",
-        rel(&format!("{q}/share"), &["queue_name"], &["POST"], true),
-    );
-    add(
-        "queue_purge",
-        rel(&format!("{q}/purge"), &["queue_name"], &["POST"], true),
-    );
-    add(
-        "messages",
-        rel(
-            &format!("{q}/messages{{?marker,limit,echo,include_claimed}}"),
-            &["queue_name", "marker", "limit", "echo", "include_claimed"],
-            &["GET"],
-            false,
-        ),
-    );
-    add(
-        "post_messages",
-        rel(&format!("{q}/messages"), &["queue_name"], &["POST"], true),
-    );
-    add(
-        "messages_delete",
-        rel(
-            &format!("{q}/messages{{?ids,pop}}"),
-            &["queue_name", "ids", "pop"],
-            &["DELETE"],
-            false,
-        ),
-    );
-    add(
-        "message_delete",
-        rel(
-            &format!("{q}/messages/{{message_id}}{{?claim}}"),
-            &["queue_name", "message_id", "claim"],
-            &["DELETE"],
-            false,
-        ),
-    );
-    add(
-        "message_get",
-        rel(
-            &format!("{q}/messages/{{message_id}}"),
-            &["queue_name", "message_id"],
-            &["GET"],
-            false,
-        ),
-    );
-    let claim = format!("{q}/claims/{{claim_id}}");
-    add(
-        "claim",
-        rel(&claim, &["queue_name", "claim_id"], &["GET"], false),
-    );
-    add(
-        "post_claim",
-        rel(
-            &format!("{q}/claims{{?limit}}"),
-            &["queue_name", "limit"],
-            &["POST"],
-            true,
-        ),
-    );
-    add(
-        "patch_claim",
-        rel(&claim, &["queue_name", "claim_id"], &["PATCH"], false),
-    );
-    add(
-        "delete_claim",
-        rel(&claim, &["queue_name", "claim_id"], &["DELETE"], false),
-    );
-    add(
-        "subscriptions_get",
-        rel(
-            &format!("{q}/subscriptions{{?marker,limit}}"),
-            &["queue_name", "marker", "limit"],
-            &["GET"],
-            false,
-        ),
-    );
-    add(
-        "subscriptions_post",
-        rel(
-            &format!("{q}/subscriptions"),
-            &["queue_name"],
-            &["POST"],
-            true,
-        ),
-    );
-    let sub = format!("{q}/subscriptions/{{subscriptions_id}}");
-    add(
-        "subscription",
-        rel(
-            &sub,
-            &["queue_name", "subscriptions_id"],
-            &["GET", "DELETE"],
-            false,
-        ),
-    );
-    add(
-        "subscription_patch",
-        rel(&sub, &["queue_name", "subscriptions_id"], &["PATCH"], false),
-    );
-    add("ping", rel("/v2/ping", &[], &["GET"], false));
+    add_resources(&mut r, RESOURCES);
     if admin_mode && pooling {
-        for (many, one, var) in [
-            ("pools", "pool", "pool_name"),
-            ("flavors", "flavor", "flavor_name"),
-        ] {
-            add(
-                many,
-                rel(
-                    &format!("/v2/{many}{{?detailed,limit,marker}}"),
-                    &["detailed", "limit", "marker"],
-                    &["GET"],
-                    false,
-                ),
-            );
-            add(
-                one,
-                rel(
-                    &format!("/v2/{many}/{{{var}}}"),
-                    &[var],
-                    &["GET", "PUT", "PATCH", "DELETE"],
-                    false,
-                ),
-            );
-        }
+        add_resources(&mut r, POOLING_RESOURCES);
     }
     if admin_mode {
-        add(
-            "health",
+        r.insert(
+            "rel/health".into(),
             json!({"href": "/v2/health", "hints": {"allow": ["GET"], "formats": {"application/json": {}}}}),
         );
-        add(
-            "quotas",
-            rel(
-                "/v2/quotas{?limit,marker}",
-                &["limit", "marker"],
-                &["GET"],
-                false,
-            ),
-        );
-        add(
-            "quota",
-            rel(
-                "/v2/quotas/{project_id}",
-                &["project_id"],
-                &["GET", "PUT", "DELETE"],
-                false,
-            ),
-        );
+        add_resources(&mut r, ADMIN_RESOURCES);
     }
     json!({ "resources": r })
 }

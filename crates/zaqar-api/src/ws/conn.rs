@@ -79,6 +79,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Connection {
+    /// A fresh connection, with a new id, not authenticated yet and not subscribed.
+    fn new(auth_required: bool) -> Connection {
+        Connection {
+            auth: Mutex::new(AuthState::initial(auth_required)),
+            auth_changed: Notify::new(),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            push: Mutex::new(None),
+            push_format: Mutex::new(Format::Json),
+            subscribed: Notify::new(),
+            own_subscriptions: Mutex::new(Vec::new()),
+        }
+    }
+
     pub(super) fn auth_state(&self) -> AuthState {
         lock(&self.auth).clone()
     }
@@ -233,6 +246,77 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// Sends one frame outside a response batch (a ping, a notification). `false` when it could
+/// not be written within `send_timeout` and the connection must end.
+async fn send_within(socket: &mut WebSocket, msg: Message, send_timeout: Duration) -> bool {
+    let sent = tokio::time::timeout(send_timeout, socket.send(msg)).await;
+    matches!(sent, Ok(Ok(())))
+}
+
+/// Handles one read from the client: a request frame starts its request (into `pending`); a
+/// close, a read error or the end of the stream ends the connection (`false`).
+async fn on_frame(
+    socket: &mut WebSocket,
+    frame: Option<Result<Message, axum::Error>>,
+    state: &Arc<WsState>,
+    conn: &Arc<Connection>,
+    pending: &mut FuturesUnordered<Pending>,
+    send_timeout: Duration,
+) -> bool {
+    match frame {
+        Some(Ok(Message::Text(text))) => {
+            pending.push(request(state, conn, Format::Json, Bytes::from(text)));
+        }
+        Some(Ok(Message::Binary(data))) => {
+            pending.push(request(state, conn, Format::MsgPack, data));
+        }
+        // Pings are answered by the library; any frame counts as activity.
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+        Some(Ok(Message::Close(_))) => {
+            // The library answers the close; flush that answer and stop.
+            let _ = tokio::time::timeout(send_timeout, socket.close()).await;
+            return false;
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "WebSocket read failed");
+            if let Some((code, reason)) = close_for_read_error(&e) {
+                close(socket, code, reason, send_timeout).await;
+            }
+            return false;
+        }
+        None => return false,
+    }
+    true
+}
+
+/// What a closed connection leaves behind: its push channel, and the subscriptions it made
+/// for itself (deleted in the background, so that closing does not wait for the store).
+fn end_connection(state: &WsState, conn: &Connection) {
+    state
+        .service
+        .push_connections()
+        .unregister_connection(&conn.id);
+    let own = std::mem::take(&mut *lock(&conn.own_subscriptions));
+    if !own.is_empty() {
+        let service = state.service.clone();
+        tokio::spawn(async move {
+            for s in own {
+                let ctx = zaqar_core::service::Ctx {
+                    project: &s.project,
+                    client_id: &s.client_id,
+                    user: None,
+                };
+                if let Err(e) = service
+                    .delete_subscription(ctx, s.kind, &s.source, &s.id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "a closed connection's subscription was not removed");
+                }
+            }
+        });
+    }
+}
+
 /// Serves one upgraded connection until it closes. `_permit` is the connection's slot in
 /// `max_connections`.
 pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: OwnedSemaphorePermit) {
@@ -240,15 +324,7 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
     let cfg = &state.config;
     let max_in_flight = cfg.max_requests_in_flight;
     let send_timeout = Duration::from_secs(cfg.send_timeout_secs);
-    let conn = Arc::new(Connection {
-        auth: Mutex::new(AuthState::initial(state.service.auth_required())),
-        auth_changed: Notify::new(),
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        push: Mutex::new(None),
-        push_format: Mutex::new(Format::Json),
-        subscribed: Notify::new(),
-        own_subscriptions: Mutex::new(Vec::new()),
-    });
+    let conn = Arc::new(Connection::new(state.service.auth_required()));
     let mut push_rx: Option<
         tokio::sync::mpsc::Receiver<zaqar_core::service::notifications::Frame>,
     > = None;
@@ -306,8 +382,7 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
             Some(frame) = async { push_rx.as_mut()?.recv().await }, if push_rx.is_some() => {
                 // A notification (spec §4.6): the bare payload, no response envelope.
                 let format = *lock(&conn.push_format);
-                let sent = tokio::time::timeout(send_timeout, socket.send(encode(format, &frame))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !send_within(&mut socket, encode(format, &frame), send_timeout).await {
                     break;
                 }
             }
@@ -321,37 +396,12 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
                 if let Some(idle) = idle {
                     idle_timer.as_mut().reset(Instant::now() + idle);
                 }
-                match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        pending.push(request(&state, &conn, Format::Json, Bytes::from(text)));
-                    }
-                    Some(Ok(Message::Binary(data))) => {
-                        pending.push(request(&state, &conn, Format::MsgPack, data));
-                    }
-                    // Pings are answered by the library; any frame counts as activity.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) => {
-                        // The library answers the close; flush that answer and stop.
-                        let _ = tokio::time::timeout(send_timeout, socket.close()).await;
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "WebSocket read failed");
-                        if let Some((code, reason)) = close_for_read_error(&e) {
-                            close(&mut socket, code, reason, send_timeout).await;
-                        }
-                        break;
-                    }
-                    None => break,
+                if !on_frame(&mut socket, frame, &state, &conn, &mut pending, send_timeout).await {
+                    break;
                 }
             }
             _ = ping.tick(), if pinging => {
-                let sent = tokio::time::timeout(
-                    send_timeout,
-                    socket.send(Message::Ping(Bytes::new())),
-                )
-                .await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !send_within(&mut socket, Message::Ping(Bytes::new()), send_timeout).await {
                     break;
                 }
             }
@@ -363,27 +413,5 @@ pub(super) async fn run(state: Arc<WsState>, mut socket: WebSocket, _permit: Own
         }
     }
     // The connection's own subscriptions end with it.
-    state
-        .service
-        .push_connections()
-        .unregister_connection(&conn.id);
-    let own = std::mem::take(&mut *lock(&conn.own_subscriptions));
-    if !own.is_empty() {
-        let service = state.service.clone();
-        tokio::spawn(async move {
-            for s in own {
-                let ctx = zaqar_core::service::Ctx {
-                    project: &s.project,
-                    client_id: &s.client_id,
-                    user: None,
-                };
-                if let Err(e) = service
-                    .delete_subscription(ctx, s.kind, &s.source, &s.id)
-                    .await
-                {
-                    tracing::warn!(error = %e, "a closed connection's subscription was not removed");
-                }
-            }
-        });
-    }
+    end_connection(&state, &conn);
 }

@@ -3,12 +3,13 @@
 
 use zaqar_testkit as common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use common::{expect_error, json_of, TestServer, CLIENT, PROJECT};
 use hmac::{Hmac, Mac};
@@ -18,7 +19,8 @@ use sha2::Sha256;
 
 #[derive(Clone, Default)]
 struct Receiver {
-    requests: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// Every request: its path, headers and body, in the order they arrived.
+    requests: Arc<Mutex<Vec<(String, HeaderMap, String)>>>,
     /// Answer this status to the first `fail_first` requests.
     fail_first: Arc<AtomicUsize>,
     fail_status: Arc<AtomicUsize>,
@@ -45,8 +47,17 @@ impl Receiver {
             .lock()
             .unwrap()
             .iter()
-            .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::String(b.clone())))
+            .map(|(_, _, b)| parse(b))
             .collect()
+    }
+
+    /// The bodies each request path received, in the order they arrived.
+    fn bodies_by_path(&self) -> BTreeMap<String, Vec<Value>> {
+        let mut by_path: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for (path, _, b) in self.requests.lock().unwrap().iter() {
+            by_path.entry(path.clone()).or_default().push(parse(b));
+        }
+        by_path
     }
 
     /// Waits (bounded) until `n` requests arrived.
@@ -67,10 +78,20 @@ impl Receiver {
     }
 }
 
-async fn record(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+/// A request body as JSON, or as a JSON string when it is not JSON.
+fn parse(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or(Value::String(body.to_string()))
+}
+
+async fn record(
+    State(r): State<Receiver>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
     let n = {
         let mut reqs = r.requests.lock().unwrap();
-        reqs.push((headers, body));
+        reqs.push((uri.path().to_string(), headers, body));
         reqs.len()
     };
     if n <= r.fail_first.load(Ordering::SeqCst) {
@@ -309,7 +330,7 @@ async fn webhooks_receive_every_posted_message_after_it_is_stored() {
     );
     assert_eq!(got[1]["body"], "b");
     assert_eq!(got[1]["message_id"], ids[1].as_str());
-    let (headers, body) = rx.requests.lock().unwrap()[0].clone();
+    let (_, headers, body) = rx.requests.lock().unwrap()[0].clone();
     assert_eq!(headers["content-type"], "application/json");
     verify_signature(&headers, &secret, &body);
     // The delivery counter is visible on the subscription.
@@ -341,7 +362,7 @@ async fn post_data_templates_and_headers() {
     let got = rx.wait_for(1).await;
     assert_eq!(got[0]["src"], "zaqar");
     assert_eq!(got[0]["data"]["body"], 7);
-    assert_eq!(rx.requests.lock().unwrap()[0].0["x-custom"], "yes");
+    assert_eq!(rx.requests.lock().unwrap()[0].1["x-custom"], "yes");
 }
 
 #[tokio::test]
@@ -376,7 +397,7 @@ async fn retries_follow_the_policy_on_5xx_but_not_on_4xx() {
         .as_str()
         .unwrap()
         .contains("400"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The failure is recorded only once the delivery has given up, so no attempt can follow.
     assert_eq!(rx4.requests.lock().unwrap().len(), 1, "no retry on 4xx");
 }
 
@@ -399,12 +420,17 @@ async fn the_queue_retry_policy_and_backoff_apply() {
     s.post("policy", json!([{"body": 1}])).await;
     // 1 + 1 immediate + 1 at min + 5 backoff + 1 at max = 9 attempts.
     rx.wait_for(9).await;
+    let mut sub = Value::Null;
     for _ in 0..200 {
-        if get_sub(&s, "/v2/queues/policy", &id).await["delivery"]["failed"] == 1 {
+        sub = get_sub(&s, "/v2/queues/policy", &id).await;
+        if sub["delivery"]["failed"] == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The failure is recorded only once the delivery has given up, so the attempts counted
+    // below are all there will be.
+    assert_eq!(sub["delivery"]["failed"], 1);
     assert_eq!(s.notifier.recorded_pauses(), vec![5, 5, 7, 12, 19, 30, 30]);
     assert_eq!(rx.requests.lock().unwrap().len(), 9);
 }
@@ -426,10 +452,41 @@ async fn filter_policies_select_messages() {
                {"body": {"kind": "refund", "total": 500}}, {"body": "text"}]),
     )
     .await;
-    let got = rx.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rx.bodies().len(), 1);
-    assert_eq!(got[0]["body"], json!({"kind": "order", "total": 150}));
+    // Delivery is in order per subscriber: once this marker (posted after the others, and
+    // passing the filter) has arrived, every message before it was delivered or filtered out.
+    s.post(
+        "filtered",
+        json!([{"body": {"kind": "order", "total": 1000, "marker": true}}]),
+    )
+    .await;
+    let got = rx.wait_for(2).await;
+    let bodies: Vec<&Value> = got.iter().map(|b| &b["body"]).collect();
+    assert_eq!(
+        bodies,
+        [
+            &json!({"kind": "order", "total": 150}),
+            &json!({"kind": "order", "total": 1000, "marker": true})
+        ],
+        "only the matching message, then the marker"
+    );
+}
+
+/// Posts one message to topic `news`, checking the topic's `Location` and resource hrefs.
+async fn post_to_topic(s: &TestServer, body: &str) {
+    let r = s
+        .req(Method::POST, "/v2/topics/news/messages")
+        .json(&json!({"messages": [{"body": body}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with("/v2/topics/news/messages?ids="), "{loc}");
+    let ids = json_of(r).await["resources"].clone();
+    assert!(ids[0]
+        .as_str()
+        .unwrap()
+        .starts_with("/v2/topics/news/messages/"));
 }
 
 #[tokio::test]
@@ -441,32 +498,29 @@ async fn topics_are_their_own_namespace_and_fan_out() {
     }
     // A queue of the same name is another resource.
     s.post("news", json!([{"body": "queue message"}])).await;
-    let ids = {
-        let r = s
-            .req(Method::POST, "/v2/topics/news/messages")
-            .json(&json!({"messages": [{"body": "topic message"}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
-        let loc = r.headers()["location"].to_str().unwrap().to_string();
-        assert!(loc.starts_with("/v2/topics/news/messages?ids="), "{loc}");
-        json_of(r).await["resources"].clone()
-    };
-    assert!(ids[0]
-        .as_str()
-        .unwrap()
-        .starts_with("/v2/topics/news/messages/"));
+    post_to_topic(&s, "topic message").await;
     let got = rx.wait_for(3).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        rx.bodies().len(),
-        3,
-        "one delivery per topic subscriber, none for the queue"
-    );
     assert!(got
         .iter()
         .all(|b| b["body"] == "topic message" && b["queue_name"] == "news"));
+    // Delivery is in order per subscriber, and the queue's message was posted before the
+    // topic message that has now been delivered: once every subscriber has this marker, a
+    // delivery of the queue's message would have arrived before it.
+    post_to_topic(&s, "marker").await;
+    rx.wait_for(6).await;
+    let by_subscriber = rx.bodies_by_path();
+    assert_eq!(
+        by_subscriber.keys().collect::<Vec<_>>(),
+        ["/sub0", "/sub1", "/sub2"]
+    );
+    for (path, bodies) in &by_subscriber {
+        let bodies: Vec<&Value> = bodies.iter().map(|b| &b["body"]).collect();
+        assert_eq!(
+            bodies,
+            [&json!("topic message"), &json!("marker")],
+            "{path}: one delivery per topic message, none for the queue"
+        );
+    }
     // Listings are separate.
     let topics = json_of(s.req(Method::GET, "/v2/topics").send().await.unwrap()).await;
     assert_eq!(topics["topics"][0]["name"], "news");
@@ -480,8 +534,9 @@ async fn topics_are_their_own_namespace_and_fan_out() {
             .unwrap(),
     )
     .await;
-    assert_eq!(msgs["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 2);
     assert_eq!(msgs["messages"][0]["body"], "topic message");
+    assert_eq!(msgs["messages"][1]["body"], "marker");
     // Topic stats: total only; metadata shows three reserved keys.
     let st = json_of(
         s.req(Method::GET, "/v2/topics/news/stats")
@@ -490,7 +545,7 @@ async fn topics_are_their_own_namespace_and_fan_out() {
             .unwrap(),
     )
     .await;
-    assert_eq!(st["messages"]["total"], 1);
+    assert_eq!(st["messages"]["total"], 2);
     assert!(st["messages"].get("claimed").is_none());
     let meta = json_of(s.req(Method::GET, "/v2/topics/news").send().await.unwrap()).await;
     assert_eq!(
@@ -528,10 +583,9 @@ async fn confirmation_flow_with_signed_links() {
     assert_eq!(c["URL-Methods"], "PUT");
     let path = format!("/v2/queues/conf/subscriptions/{id}/confirm");
     assert_eq!(c["URL-Paths"], path.as_str());
-    // Unconfirmed: no notification.
+    // Unconfirmed: no notification. Whether the subscriber was confirmed is recorded with the
+    // post, so this message must never be delivered, not even after the confirmation below.
     s.post("conf", json!([{"body": "early"}])).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.bodies().len(), 1);
     // Confirm with the signed link alone (no other credentials than the project).
     let confirm = |confirmed: bool| {
         s.http
@@ -547,13 +601,28 @@ async fn confirmation_flow_with_signed_links() {
     };
     assert_eq!(confirm(true).await.unwrap().status().as_u16(), 204);
     assert_eq!(c["X-Project-ID"], PROJECT);
+    // "late" is the marker: delivery is in order per subscriber, so had "early" been
+    // delivered, it would have arrived between the confirmation message and "late".
     s.post("conf", json!([{"body": "late"}])).await;
     let got = rx.wait_for(2).await;
-    assert_eq!(got[1]["body"], "late");
+    assert_eq!(got[1]["Message_Type"], "Notification");
+    assert_eq!(
+        got[1]["body"], "late",
+        "the first notification is the one posted after confirming"
+    );
     // Unsubscribing sends the unsubscribe confirmation.
     assert_eq!(confirm(false).await.unwrap().status().as_u16(), 204);
     let got = rx.wait_for(3).await;
-    assert_eq!(got[2]["Message_Type"], "UnsubscribeConfirmation");
+    let types: Vec<&Value> = got.iter().map(|b| &b["Message_Type"]).collect();
+    assert_eq!(
+        types,
+        [
+            "SubscriptionConfirmation",
+            "Notification",
+            "UnsubscribeConfirmation"
+        ],
+        "{got:?}"
+    );
 }
 
 #[tokio::test]

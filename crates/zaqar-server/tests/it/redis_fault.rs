@@ -178,102 +178,74 @@ async fn consumer(base: String, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restart_under_load_gives_503s_then_recovers_without_loss() {
-    if backend(STANDALONE).is_none() {
-        return;
+/// The producers and consumers running against the server, and what they recorded.
+struct Load {
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+    /// Set once Redis is back, so that the producers count what is acknowledged after it.
+    restarted: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Four producers and two consumers on queue `q` of the server at `base`.
+    fn start(base: &str) -> Load {
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let restarted = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for p in 0..4u64 {
+            tasks.push(tokio::spawn(producer(
+                base.to_string(),
+                ledger.clone(),
+                stop.clone(),
+                restarted.clone(),
+                p * 1_000_000,
+            )));
+        }
+        for _ in 0..2 {
+            tasks.push(tokio::spawn(consumer(
+                base.to_string(),
+                ledger.clone(),
+                stop.clone(),
+            )));
+        }
+        Load {
+            ledger,
+            stop,
+            restarted,
+            tasks,
+        }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut redis = start_redis(port, dir.path());
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut server = start_server(
-        env!("CARGO_BIN_EXE_zaqar-server"),
-        &url,
-        "zqfault",
-        &[
-            &format!("drivers:message_store:redis.operation_timeout_ms={OP_TIMEOUT_MS}"),
-            "drivers:message_store:redis.connect_timeout_ms=300",
-        ],
-    )
-    .await;
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let restarted = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for p in 0..4u64 {
-        tasks.push(tokio::spawn(producer(
-            server.base.clone(),
-            ledger.clone(),
-            stop.clone(),
-            restarted.clone(),
-            p * 1_000_000,
-        )));
+
+    fn acked(&self) -> usize {
+        self.ledger.lock().unwrap().acked.len()
     }
-    for _ in 0..2 {
-        tasks.push(tokio::spawn(consumer(
-            server.base.clone(),
-            ledger.clone(),
-            stop.clone(),
-        )));
+
+    /// How many requests have been answered 503 so far.
+    fn unavailable(&self) -> u64 {
+        self.ledger
+            .lock()
+            .unwrap()
+            .statuses
+            .get(&503)
+            .copied()
+            .unwrap_or(0)
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = ledger.lock().unwrap().acked.len();
-    assert!(before > 20, "too little load before the fault: {before}");
-    // Redis stops answering (the process is frozen, connections stay open): requests must
-    // fail with 503 after the operation timeout instead of hanging, and succeed again after.
-    let pid = redis.child.id().to_string();
-    let frozen_before = ledger
-        .lock()
-        .unwrap()
-        .statuses
-        .get(&503)
-        .copied()
-        .unwrap_or(0);
-    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
-    let frozen = ledger
-        .lock()
-        .unwrap()
-        .statuses
-        .get(&503)
-        .copied()
-        .unwrap_or(0)
-        - frozen_before;
-    assert!(frozen > 0, "no 503 while Redis was frozen");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Kill Redis hard (nothing acknowledged may depend on a clean shutdown), keep it down for a
-    // while, then start it again on the same port and data directory.
-    drop(redis);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let during = ledger
-        .lock()
-        .unwrap()
-        .statuses
-        .get(&503)
-        .copied()
-        .unwrap_or(0);
-    redis = start_redis(port, dir.path());
-    restarted.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(3000)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
+
+    /// Stops the load, waits for every task and returns the ledger.
+    async fn finish(self) -> Ledger {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        std::mem::take(&mut *self.ledger.lock().unwrap())
     }
-    assert!(server.alive(), "zaqar-server died");
-    let l = std::mem::take(&mut *ledger.lock().unwrap());
-    eprintln!(
-        "statuses {:?}, transport errors {}, acked {} ({} after the restart), deleted {}, \
-         slowest request {:?}",
-        l.statuses,
-        l.transport_errors,
-        l.acked.len(),
-        l.acked_after_restart,
-        l.deleted.len(),
-        l.max_latency
-    );
-    assert!(during > 0, "no 503 while Redis was down");
+}
+
+/// Every request was answered with an expected status within a bounded time, and the load
+/// went on after the restart without help.
+fn assert_answered_in_time_and_recovered(l: &Ledger) {
     assert_eq!(
         l.transport_errors, 0,
         "requests must be answered, not dropped"
@@ -295,9 +267,11 @@ async fn redis_restart_under_load_gives_503s_then_recovers_without_loss() {
         l.acked_after_restart > 20,
         "the server did not recover by itself"
     );
-    // Every acknowledged message is still there unless its deletion was acknowledged.
+}
+
+/// The ids among `ids` that the server at `base` still has, asked for 20 at a time.
+async fn present_messages(base: &str, ids: &[&String]) -> HashSet<String> {
     let http = reqwest::Client::new();
-    let ids: Vec<&String> = l.acked.keys().collect();
     let mut present = HashSet::new();
     for chunk in ids.chunks(20) {
         let joined = chunk
@@ -308,7 +282,7 @@ async fn redis_restart_under_load_gives_503s_then_recovers_without_loss() {
         let r = req(
             &http,
             Method::GET,
-            format!("{}/v2/queues/q/messages?ids={joined}", server.base),
+            format!("{base}/v2/queues/q/messages?ids={joined}"),
             PROJECT,
             CLIENT,
         )
@@ -324,6 +298,13 @@ async fn redis_restart_under_load_gives_503s_then_recovers_without_loss() {
             present.insert(m["id"].as_str().unwrap().to_string());
         }
     }
+    present
+}
+
+/// Every acknowledged message is still there unless its deletion was acknowledged.
+async fn assert_nothing_acknowledged_was_lost(base: &str, l: &Ledger) {
+    let ids: Vec<&String> = l.acked.keys().collect();
+    let present = present_messages(base, &ids).await;
     let lost: Vec<_> = l
         .acked
         .keys()
@@ -336,5 +317,63 @@ async fn redis_restart_under_load_gives_503s_then_recovers_without_loss() {
         l.acked.len(),
         &lost[..lost.len().min(5)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_under_load_gives_503s_then_recovers_without_loss() {
+    if backend(STANDALONE).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut redis = start_redis(port, dir.path());
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut server = start_server(
+        env!("CARGO_BIN_EXE_zaqar-server"),
+        &url,
+        "zqfault",
+        &[
+            &format!("drivers:message_store:redis.operation_timeout_ms={OP_TIMEOUT_MS}"),
+            "drivers:message_store:redis.connect_timeout_ms=300",
+        ],
+    )
+    .await;
+    let load = Load::start(&server.base);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = load.acked();
+    assert!(before > 20, "too little load before the fault: {before}");
+    // Redis stops answering (the process is frozen, connections stay open): requests must
+    // fail with 503 after the operation timeout instead of hanging, and succeed again after.
+    let pid = redis.child.id().to_string();
+    let frozen_before = load.unavailable();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let frozen = load.unavailable() - frozen_before;
+    assert!(frozen > 0, "no 503 while Redis was frozen");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill Redis hard (nothing acknowledged may depend on a clean shutdown), keep it down for a
+    // while, then start it again on the same port and data directory.
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let during = load.unavailable();
+    redis = start_redis(port, dir.path());
+    load.restarted.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let l = load.finish().await;
+    assert!(server.alive(), "zaqar-server died");
+    eprintln!(
+        "statuses {:?}, transport errors {}, acked {} ({} after the restart), deleted {}, \
+         slowest request {:?}",
+        l.statuses,
+        l.transport_errors,
+        l.acked.len(),
+        l.acked_after_restart,
+        l.deleted.len(),
+        l.max_latency
+    );
+    assert!(during > 0, "no 503 while Redis was down");
+    assert_answered_in_time_and_recovered(&l);
+    assert_nothing_acknowledged_was_lost(&server.base, &l).await;
     drop(redis);
 }

@@ -119,8 +119,181 @@ struct Tally {
     deleted: HashMap<u64, usize>,
 }
 
-/// Posts `total` messages and consumes them through `nodes` (indexes into `bases`), with
-/// `kill` killing a node once a third of the messages are posted. Returns the tally and the
+/// Round-robin over the nodes still marked alive.
+struct Picker {
+    bases: Arc<Vec<String>>,
+    alive: Arc<Vec<AtomicBool>>,
+    rr: AtomicUsize,
+}
+
+impl Picker {
+    /// The base URL of the next live node.
+    fn next(&self) -> String {
+        loop {
+            let i = self.rr.fetch_add(1, Ordering::Relaxed) % self.bases.len();
+            if self.alive[i].load(Ordering::Relaxed) {
+                return self.bases[i].clone();
+            }
+        }
+    }
+}
+
+/// What the producers and consumers of one load phase share.
+struct Phase {
+    http: reqwest::Client,
+    pick: Picker,
+    project: String,
+    /// Messages to post; body keys run from 0 to `total`.
+    total: u64,
+    claim_ttl: u64,
+    tally: Mutex<Tally>,
+    /// The first body key of the next batch to post.
+    next_key: AtomicUsize,
+    producers_done: AtomicBool,
+    /// Fired once a third of the messages are posted, to kill a node mid-load.
+    kill: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Phase {
+    /// Posts batches of 10 messages, round-robin over the queues, until `total` are taken.
+    async fn produce(self: Arc<Self>, p: usize) {
+        let mut n = p;
+        loop {
+            let first = self.next_key.fetch_add(10, Ordering::Relaxed) as u64;
+            if first >= self.total {
+                return;
+            }
+            if first >= self.total / 3 {
+                if let Some(k) = self.kill.lock().unwrap().take() {
+                    let _ = k.send(());
+                }
+            }
+            let keys: Vec<u64> = (first..(first + 10).min(self.total)).collect();
+            let queue = format!("q{}", n % QUEUES);
+            n += 1;
+            let ok = self.post_batch(&queue, &keys).await;
+            let mut t = self.tally.lock().unwrap();
+            for k in keys {
+                if ok {
+                    t.acked.insert(k);
+                } else {
+                    t.unacked.insert(k);
+                }
+            }
+        }
+    }
+
+    /// Posts one message per key to `queue`; whether the post was acknowledged (201).
+    async fn post_batch(&self, queue: &str, keys: &[u64]) -> bool {
+        let msgs: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"body": {"k": k}, "ttl": 3600}))
+            .collect();
+        let r = req(
+            &self.http,
+            reqwest::Method::POST,
+            format!("{}/v2/queues/{queue}/messages", self.pick.next()),
+            &self.project,
+        )
+        .json(&json!({ "messages": msgs }))
+        .send()
+        .await;
+        matches!(&r, Ok(r) if r.status() == 201)
+    }
+
+    /// Claims and deletes messages, round-robin over the queues, until the producers are done
+    /// and every queue has come back empty three times in a row.
+    async fn consume(self: Arc<Self>, c: usize) {
+        let mut n = c;
+        let mut empty_rounds = 0;
+        loop {
+            let queue = format!("q{}", n % QUEUES);
+            n += 1;
+            let claimed = self.claim(&queue).await;
+            if claimed.is_empty() {
+                if self.producers_done.load(Ordering::Relaxed) {
+                    empty_rounds += 1;
+                    if empty_rounds > 3 * QUEUES {
+                        return;
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                continue;
+            }
+            empty_rounds = 0;
+            for m in claimed {
+                self.delete_claimed(&m).await;
+            }
+        }
+    }
+
+    /// Claims up to 10 messages of `queue`; none when the claim fails.
+    async fn claim(&self, queue: &str) -> Vec<Value> {
+        let r = req(
+            &self.http,
+            reqwest::Method::POST,
+            format!("{}/v2/queues/{queue}/claims?limit=10", self.pick.next()),
+            &self.project,
+        )
+        .json(&json!({"ttl": self.claim_ttl, "grace": 60}))
+        .send()
+        .await;
+        match r {
+            Ok(r) if r.status() == 201 => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["messages"].as_array().cloned())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Records the claimed message `m` and deletes it with its claim, retrying through any
+    /// live node.
+    async fn delete_claimed(&self, m: &Value) {
+        let href = m["href"].as_str().unwrap_or_default().to_string();
+        let id = href
+            .split('?')
+            .next()
+            .and_then(|p| p.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let k = m["body"]["k"].as_u64().expect("body key");
+        *self.tally.lock().unwrap().claimed.entry(id).or_default() += 1;
+        // The claim lives in the backend: any live node can delete with it.
+        let mut deleted = false;
+        for _ in 0..20 {
+            let r = req(
+                &self.http,
+                reqwest::Method::DELETE,
+                format!("{}{href}", self.pick.next()),
+                &self.project,
+            )
+            .send()
+            .await;
+            if matches!(&r, Ok(r) if r.status() == 204) {
+                deleted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(deleted, "could not delete {href}");
+        *self.tally.lock().unwrap().deleted.entry(k).or_default() += 1;
+    }
+}
+
+/// The producers and the consumers each of a phase: `ZAQAR_SCALE_OUT_CLIENTS`, default 6.
+fn clients_per_role() -> usize {
+    std::env::var("ZAQAR_SCALE_OUT_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+/// Posts `total` messages and consumes them through `bases`, skipping the nodes `alive` marks
+/// dead, with `kill` fired once a third of the messages are posted. Returns the tally and the
 /// seconds from the first post to the last delete.
 async fn run_phase(
     bases: Arc<Vec<String>>,
@@ -135,166 +308,41 @@ async fn run_phase(
         .pool_max_idle_per_host(16)
         .build()
         .unwrap();
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let next_key = Arc::new(AtomicUsize::new(0));
-    let producers_done = Arc::new(AtomicBool::new(false));
-    let rr = Arc::new(AtomicUsize::new(0));
-    let kill = Arc::new(Mutex::new(kill));
-    let pick = {
-        let bases = bases.clone();
-        let alive = alive.clone();
-        let rr = rr.clone();
-        move || loop {
-            let i = rr.fetch_add(1, Ordering::Relaxed) % bases.len();
-            if alive[i].load(Ordering::Relaxed) {
-                return bases[i].clone();
-            }
-        }
-    };
-    let clients: usize = std::env::var("ZAQAR_SCALE_OUT_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let phase = Arc::new(Phase {
+        http,
+        pick: Picker {
+            bases,
+            alive,
+            rr: AtomicUsize::new(0),
+        },
+        project: project.to_string(),
+        total,
+        claim_ttl,
+        tally: Mutex::new(Tally::default()),
+        next_key: AtomicUsize::new(0),
+        producers_done: AtomicBool::new(false),
+        kill: Mutex::new(kill),
+    });
+    let clients = clients_per_role();
     let start = Instant::now();
-    let mut producers = Vec::new();
-    for p in 0..clients {
-        let (http, tally, next_key, pick, kill) = (
-            http.clone(),
-            tally.clone(),
-            next_key.clone(),
-            pick.clone(),
-            kill.clone(),
-        );
-        let project = project.to_string();
-        producers.push(tokio::spawn(async move {
-            let mut n = p;
-            loop {
-                let first = next_key.fetch_add(10, Ordering::Relaxed) as u64;
-                if first >= total {
-                    return;
-                }
-                if first >= total / 3 {
-                    if let Some(k) = kill.lock().unwrap().take() {
-                        let _ = k.send(());
-                    }
-                }
-                let keys: Vec<u64> = (first..(first + 10).min(total)).collect();
-                let msgs: Vec<Value> = keys
-                    .iter()
-                    .map(|k| json!({"body": {"k": k}, "ttl": 3600}))
-                    .collect();
-                let queue = format!("q{}", n % QUEUES);
-                n += 1;
-                let r = req(
-                    &http,
-                    reqwest::Method::POST,
-                    format!("{}/v2/queues/{queue}/messages", pick()),
-                    &project,
-                )
-                .json(&json!({ "messages": msgs }))
-                .send()
-                .await;
-                let ok = matches!(&r, Ok(r) if r.status() == 201);
-                let mut t = tally.lock().unwrap();
-                for k in keys {
-                    if ok {
-                        t.acked.insert(k);
-                    } else {
-                        t.unacked.insert(k);
-                    }
-                }
-            }
-        }));
-    }
-    let mut consumers = Vec::new();
-    for c in 0..clients {
-        let (http, tally, pick, producers_done) = (
-            http.clone(),
-            tally.clone(),
-            pick.clone(),
-            producers_done.clone(),
-        );
-        let project = project.to_string();
-        consumers.push(tokio::spawn(async move {
-            let mut n = c;
-            let mut empty_rounds = 0;
-            loop {
-                let queue = format!("q{}", n % QUEUES);
-                n += 1;
-                let r = req(
-                    &http,
-                    reqwest::Method::POST,
-                    format!("{}/v2/queues/{queue}/claims?limit=10", pick()),
-                    &project,
-                )
-                .json(&json!({"ttl": claim_ttl, "grace": 60}))
-                .send()
-                .await;
-                let claimed: Vec<Value> = match r {
-                    Ok(r) if r.status() == 201 => r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["messages"].as_array().cloned())
-                        .unwrap_or_default(),
-                    _ => Vec::new(),
-                };
-                if claimed.is_empty() {
-                    if producers_done.load(Ordering::Relaxed) {
-                        empty_rounds += 1;
-                        if empty_rounds > 3 * QUEUES {
-                            return;
-                        }
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    continue;
-                }
-                empty_rounds = 0;
-                for m in claimed {
-                    let href = m["href"].as_str().unwrap_or_default().to_string();
-                    let id = href
-                        .split('?')
-                        .next()
-                        .and_then(|p| p.rsplit('/').next())
-                        .unwrap_or_default()
-                        .to_string();
-                    let k = m["body"]["k"].as_u64().expect("body key");
-                    *tally.lock().unwrap().claimed.entry(id).or_default() += 1;
-                    // The claim lives in the backend: any live node can delete with it.
-                    let mut deleted = false;
-                    for _ in 0..20 {
-                        let r = req(
-                            &http,
-                            reqwest::Method::DELETE,
-                            format!("{}{href}", pick()),
-                            &project,
-                        )
-                        .send()
-                        .await;
-                        if matches!(&r, Ok(r) if r.status() == 204) {
-                            deleted = true;
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    assert!(deleted, "could not delete {href}");
-                    *tally.lock().unwrap().deleted.entry(k).or_default() += 1;
-                }
-            }
-        }));
-    }
+    let producers: Vec<_> = (0..clients)
+        .map(|p| tokio::spawn(phase.clone().produce(p)))
+        .collect();
+    let consumers: Vec<_> = (0..clients)
+        .map(|c| tokio::spawn(phase.clone().consume(c)))
+        .collect();
     for p in producers {
         p.await.unwrap();
     }
-    producers_done.store(true, Ordering::Relaxed);
+    phase.producers_done.store(true, Ordering::Relaxed);
     for c in consumers {
         c.await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    let tally = Arc::try_unwrap(tally)
+    let tally = Arc::try_unwrap(phase)
         .ok()
         .expect("tasks done")
+        .tally
         .into_inner()
         .unwrap();
     (tally, secs)
@@ -329,36 +377,29 @@ fn check(tally: &Tally, phase: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_two_pools_catalog_in_postgres() {
-    let Some(redis) = redis_support::backend(redis_support::STANDALONE) else {
-        return;
-    };
-    let Some(pg) = postgres_support::backend() else {
-        return;
-    };
-    let schemas = postgres_support::Schemas::new(pg.clone());
-    let prefixes = redis_support::Prefixes::new(redis.clone());
-    let catalog_schema = schemas.fresh();
-    let pool_schema = schemas.fresh();
-    let prefix = prefixes.fresh();
-    let dir = tempfile::tempdir().unwrap();
-    let http = reqwest::Client::new();
-
+/// Starts the three nodes, sharing the catalog schema, and waits until each answers.
+async fn start_nodes(
+    http: &reqwest::Client,
+    pg: &str,
+    catalog_schema: &str,
+    dir: &std::path::Path,
+) -> Vec<Node> {
     let mut nodes: Vec<Node> = PORTS
         .iter()
-        .map(|p| spawn_node(*p, &pg, &catalog_schema, dir.path()))
+        .map(|p| spawn_node(*p, pg, catalog_schema, dir))
         .collect();
     for n in nodes.iter_mut() {
-        wait_ready(&http, n).await;
+        wait_ready(http, n).await;
     }
-    // Register the pools through node 1; the others read them from the shared catalog.
-    for (name, uri, options) in [
-        ("pg", pg.clone(), json!({"schema": pool_schema})),
-        ("redis", redis.clone(), json!({"key_prefix": prefix})),
-    ] {
+    nodes
+}
+
+/// Registers the two pools through node 1 and checks that node 3 reads them from the shared
+/// catalog.
+async fn register_pools(http: &reqwest::Client, nodes: &[Node], pools: [(&str, String, Value); 2]) {
+    for (name, uri, options) in pools {
         let r = req(
-            &http,
+            http,
             reqwest::Method::PUT,
             format!("{}/v2/pools/{name}", nodes[0].base),
             "admin",
@@ -370,7 +411,7 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
     let r = req(
-        &http,
+        http,
         reqwest::Method::GET,
         format!("{}/v2/pools", nodes[2].base),
         "admin",
@@ -380,40 +421,61 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
     .unwrap();
     let listed: Value = r.json().await.unwrap();
     assert_eq!(listed["pools"].as_array().unwrap().len(), 2, "{listed}");
+}
 
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let total: u64 = std::env::var("ZAQAR_SCALE_OUT_MESSAGES")
+/// Messages per phase: `ZAQAR_SCALE_OUT_MESSAGES`, default 3000.
+fn messages_per_phase() -> u64 {
+    std::env::var("ZAQAR_SCALE_OUT_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
-    let all_alive = || Arc::new((0..3).map(|_| AtomicBool::new(true)).collect::<Vec<_>>());
+        .unwrap_or(3000)
+}
 
-    // 1. One node.
-    let (one, one_secs) = run_phase(
-        Arc::new(vec![bases[0].clone()]),
-        Arc::new(vec![AtomicBool::new(true)]),
-        "scale-one",
-        total,
-        300,
-        None,
-    )
-    .await;
-    check(&one, "one node");
-    // 2. Three nodes, same backends.
-    let (three, three_secs) = run_phase(
-        Arc::new(bases.clone()),
-        all_alive(),
-        "scale-three",
-        total,
-        300,
-        None,
-    )
-    .await;
-    check(&three, "three nodes");
-    // 3. Three nodes, node 3 killed (SIGKILL) after a third of the messages.
-    let alive = all_alive();
+/// Liveness flags for `n` nodes, all alive.
+fn all_alive(n: usize) -> Arc<Vec<AtomicBool>> {
+    Arc::new((0..n).map(|_| AtomicBool::new(true)).collect::<Vec<_>>())
+}
+
+/// The body keys of every message of `project` that the node at `live` still stores, claimed
+/// or not.
+async fn stored_keys(http: &reqwest::Client, live: &str, project: &str) -> HashSet<u64> {
+    let mut present = HashSet::new();
+    for i in 0..QUEUES {
+        let mut next = format!("/v2/queues/q{i}/messages?include_claimed=true&echo=true&limit=20");
+        loop {
+            let r = req(http, reqwest::Method::GET, format!("{live}{next}"), project)
+                .send()
+                .await
+                .unwrap();
+            if r.status() != 200 {
+                break;
+            }
+            let page: Value = r.json().await.unwrap();
+            let msgs = page["messages"].as_array().cloned().unwrap_or_default();
+            if msgs.is_empty() {
+                break;
+            }
+            present.extend(msgs.iter().filter_map(|m| m["body"]["k"].as_u64()));
+            match page["links"][0]["href"].as_str() {
+                Some(h) => next = h.to_string(),
+                None => break,
+            }
+        }
+    }
+    present
+}
+
+/// Phase 3: three nodes, `victim` (the third) killed with SIGKILL after a third of the
+/// messages. What its orphaned claims hide must still be stored, and is consumed once those
+/// claims expire. Returns the tally of the whole phase, drain included.
+async fn run_phase_killing_a_node(
+    http: &reqwest::Client,
+    victim: Node,
+    bases: &[String],
+    total: u64,
+) -> Tally {
+    let alive = all_alive(3);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let victim = nodes.pop().unwrap();
     let alive_k = alive.clone();
     let (victim_base, http_k) = (bases[2].clone(), http.clone());
     let killer = tokio::spawn(async move {
@@ -435,7 +497,7 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
     });
     // Claims of 60 s: a claim whose response died with the node hides its messages that long.
     let (mut killed, _) = run_phase(
-        Arc::new(bases.clone()),
+        Arc::new(bases.to_vec()),
         alive.clone(),
         "scale-kill",
         total,
@@ -452,36 +514,7 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
         .collect();
     if !missing.is_empty() {
         // Still stored (held by an orphaned claim), not lost: list them with include_claimed.
-        let live = &bases[0];
-        let mut present = HashSet::new();
-        for i in 0..QUEUES {
-            let mut next =
-                format!("/v2/queues/q{i}/messages?include_claimed=true&echo=true&limit=20");
-            loop {
-                let r = req(
-                    &http,
-                    reqwest::Method::GET,
-                    format!("{live}{next}"),
-                    "scale-kill",
-                )
-                .send()
-                .await
-                .unwrap();
-                if r.status() != 200 {
-                    break;
-                }
-                let page: Value = r.json().await.unwrap();
-                let msgs = page["messages"].as_array().cloned().unwrap_or_default();
-                if msgs.is_empty() {
-                    break;
-                }
-                present.extend(msgs.iter().filter_map(|m| m["body"]["k"].as_u64()));
-                match page["links"][0]["href"].as_str() {
-                    Some(h) => next = h.to_string(),
-                    None => break,
-                }
-            }
-        }
+        let present = stored_keys(http, &bases[0], "scale-kill").await;
         let gone: Vec<_> = missing.iter().filter(|k| !present.contains(k)).collect();
         assert!(gone.is_empty(), "acknowledged and gone: {gone:?}");
         println!(
@@ -506,14 +539,28 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
             *killed.deleted.entry(k).or_default() += n;
         }
     }
-    check(&killed, "node killed");
+    killed
+}
 
-    // Queues stay on the pool the catalog names (and exist on no other).
+/// Where the test's pools live: the catalog and pool schemas in PostgreSQL, the key prefix in
+/// Redis.
+struct Backends<'a> {
+    pg: &'a str,
+    redis: &'a str,
+    catalog_schema: &'a str,
+    pool_schema: &'a str,
+    prefix: &'a str,
+}
+
+/// Each queue of the three phases is bound to one pool in the catalog, exists on that pool
+/// and on no other, and both pools hold queues.
+async fn assert_queues_stay_on_their_pools(b: &Backends<'_>) {
     let catalog: Vec<(String, String, String)> = {
         use sqlx::{Connection, Row};
-        let mut c = sqlx::PgConnection::connect(&pg).await.unwrap();
+        let mut c = sqlx::PgConnection::connect(b.pg).await.unwrap();
         let rows = sqlx::query(&format!(
-            "SELECT project, queue, pool FROM {catalog_schema}.zaqar_catalog ORDER BY 1, 2"
+            "SELECT project, queue, pool FROM {}.zaqar_catalog ORDER BY 1, 2",
+            b.catalog_schema
         ))
         .fetch_all(&mut c)
         .await
@@ -523,8 +570,8 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
             .collect()
     };
     let clock: zaqar_core::clock::SharedClock = Arc::new(zaqar_core::clock::SystemClock);
-    let pg_store = postgres_support::open(&pg, &pool_schema, clock.clone()).await;
-    let redis_store = redis_support::open(&redis, &prefix, clock).await;
+    let pg_store = postgres_support::open(b.pg, b.pool_schema, clock.clone()).await;
+    let redis_store = redis_support::open(b.redis, b.prefix, clock).await;
     use zaqar_core::store::QueueStore;
     let mut per_pool: HashMap<String, usize> = HashMap::new();
     for project in ["scale-one", "scale-three", "scale-kill"] {
@@ -548,6 +595,75 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
         }
     }
     assert_eq!(per_pool.len(), 2, "both pools hold queues: {per_pool:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_two_pools_catalog_in_postgres() {
+    let Some(redis) = redis_support::backend(redis_support::STANDALONE) else {
+        return;
+    };
+    let Some(pg) = postgres_support::backend() else {
+        return;
+    };
+    let schemas = postgres_support::Schemas::new(pg.clone());
+    let prefixes = redis_support::Prefixes::new(redis.clone());
+    let catalog_schema = schemas.fresh();
+    let pool_schema = schemas.fresh();
+    let prefix = prefixes.fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+
+    let mut nodes = start_nodes(&http, &pg, &catalog_schema, dir.path()).await;
+    // Register the pools through node 1; the others read them from the shared catalog.
+    register_pools(
+        &http,
+        &nodes,
+        [
+            ("pg", pg.clone(), json!({"schema": pool_schema})),
+            ("redis", redis.clone(), json!({"key_prefix": prefix})),
+        ],
+    )
+    .await;
+
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let total = messages_per_phase();
+
+    // 1. One node.
+    let (one, one_secs) = run_phase(
+        Arc::new(vec![bases[0].clone()]),
+        Arc::new(vec![AtomicBool::new(true)]),
+        "scale-one",
+        total,
+        300,
+        None,
+    )
+    .await;
+    check(&one, "one node");
+    // 2. Three nodes, same backends.
+    let (three, three_secs) = run_phase(
+        Arc::new(bases.clone()),
+        all_alive(3),
+        "scale-three",
+        total,
+        300,
+        None,
+    )
+    .await;
+    check(&three, "three nodes");
+    // 3. Three nodes, node 3 killed (SIGKILL) after a third of the messages.
+    let victim = nodes.pop().unwrap();
+    let killed = run_phase_killing_a_node(&http, victim, &bases, total).await;
+    check(&killed, "node killed");
+
+    // Queues stay on the pool the catalog names (and exist on no other).
+    assert_queues_stay_on_their_pools(&Backends {
+        pg: &pg,
+        redis: &redis,
+        catalog_schema: &catalog_schema,
+        pool_schema: &pool_schema,
+        prefix: &prefix,
+    })
+    .await;
 
     let rate = |t: &Tally, s: f64| t.acked.len() as f64 / s;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

@@ -213,7 +213,6 @@ impl Service {
         Ok(())
     }
 
-
     /// Replaces encrypted bodies with their plaintext.
     fn reveal(&self, project: &str, messages: &mut [Message]) -> Result<()> {
         for m in messages.iter_mut().filter(|m| m.encrypted) {

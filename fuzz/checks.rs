@@ -86,7 +86,7 @@ fn queue_settings(selector: usize) -> Map<String, Value> {
 /// The body of `POST /v2/queues/{q}/messages`: the preflight scan, then the service's parse
 /// and validation. Accepted messages keep the rules: TTL within the limits, delay within the
 /// TTL, a body that is valid JSON.
-pub fn message_post(data: &[u8]) {
+pub(super) fn message_post(data: &[u8]) {
     let service = service();
     let limits = service.limits();
     let meta = queue_settings(data.len());
@@ -117,7 +117,7 @@ fn sample_metadata() -> Map<String, Value> {
 /// The body of `PATCH /v2/queues/{q}` (`application/openstack-messaging-v2.0-json-patch`):
 /// parse the document, parse the operations, apply them to sample metadata, validate the
 /// result, render it.
-pub fn json_patch(data: &[u8]) {
+pub(super) fn json_patch(data: &[u8]) {
     let limits = Config::defaults().limits;
     let doc = match validate::parse_document(data) {
         Ok(d) => d,
@@ -160,7 +160,7 @@ const PARAMS: [&str; 16] = [
 
 /// A request's query string as the handlers read it: every accessor on every parameter
 /// name, the limit rule, and the round trip through `href` (which the `next` links use).
-pub fn query_string(data: &[u8]) {
+pub(super) fn query_string(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);
     let q = Query::parse(Some(&raw));
     for name in PARAMS {
@@ -200,7 +200,7 @@ pub fn query_string(data: &[u8]) {
 /// split on newlines into key, paths (comma-separated), methods, project, expires, signature
 /// and request path. Properties: no panic; a signature made with `sign` verifies (in either
 /// case of hex); any other signature does not; a formatted expiry parses back to itself.
-pub fn signed_url(data: &[u8]) {
+pub(super) fn signed_url(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut fields = text.split('\n');
     let key = fields.next().unwrap_or("").as_bytes().to_vec();
@@ -257,7 +257,7 @@ pub fn signed_url(data: &[u8]) {
 /// the connection does before an action runs: the integer check, decoding, the object check,
 /// the schema of the action, the echoed request, and encoding the response, which must
 /// decode again.
-pub fn ws_frame(data: &[u8]) {
+pub(super) fn ws_frame(data: &[u8]) {
     for format in [Format::Json, Format::MsgPack] {
         // Text frames reach the protocol only as valid UTF-8 (the WebSocket layer checks).
         if format == Format::Json
@@ -295,7 +295,7 @@ pub fn ws_frame(data: &[u8]) {
 
 /// A `zaqar.conf`: INI parsing, then the typed configuration. Invalid input is an error
 /// naming what is wrong, never a panic.
-pub fn config_ini(data: &[u8]) {
+pub(super) fn config_ini(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut raw = RawConfig::default();
     if raw.load_str(&text, Origin::Cli).is_err() {

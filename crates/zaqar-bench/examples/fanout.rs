@@ -11,6 +11,9 @@
 //! Usage: `cargo run --release --example fanout -- [HTTP_URL] [SUBSCRIBERS] [MESSAGES]
 //! [CONNECTIONS] [SECS]` (defaults: http://127.0.0.1:8888 100 200 64 10).
 
+// A measurement program: its figures are its output on standard output.
+#![allow(clippy::print_stdout)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

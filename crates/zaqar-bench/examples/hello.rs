@@ -15,6 +15,9 @@
 //! 0 picks a free port). It prints `listening on ADDR` once bound, and stops on Ctrl-C or
 //! SIGTERM.
 
+// A measurement program: its figures are its output on standard output.
+#![allow(clippy::print_stdout)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 

@@ -4,6 +4,9 @@
 //! Usage: `cargo run --release --example longpoll -- [URL] [WAITERS] [QUEUES]`
 //! (defaults: http://127.0.0.1:8888 1000 1). Raise `ulimit -n` first for many waiters.
 
+// A measurement program: its figures are its output on standard output.
+#![allow(clippy::print_stdout)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -15,6 +15,9 @@
 //! `scripts/ws_bench.sh` builds the server and this tool in release mode, raises `ulimit -n` and
 //! runs the measurements. Only loopback addresses should be given.
 
+// A measurement program: its figures are its output on standard output.
+#![allow(clippy::print_stdout)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

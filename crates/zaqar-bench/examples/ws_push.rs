@@ -5,6 +5,9 @@
 //! Usage: `cargo run --release --example ws_push -- [HTTP_URL] [WS_URL] [SUBSCRIBERS] [MESSAGES]`
 //! (defaults: http://127.0.0.1:8888 ws://127.0.0.1:9000 10 200).
 
+// A measurement program: its figures are its output on standard output.
+#![allow(clippy::print_stdout)]
+
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};

@@ -11,6 +11,9 @@
 //! bodies from `messages`) and gathers their `stats` and `timeline`, `memory` samples other
 //! processes' RSS, and `report` and `svg` present the results.
 
+// The report (table, SUMMARY and MEMORY lines) is this program's output on standard output.
+#![allow(clippy::print_stdout)]
+
 mod cli;
 mod http;
 mod memory;

@@ -97,7 +97,7 @@ impl<'a> OpReport<'a> {
 
 /// The table printed on stdout: one row per operation, then the empty results and the
 /// error samples.
-fn table(reports: &[OpReport]) -> String {
+fn table(reports: &[OpReport<'_>]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

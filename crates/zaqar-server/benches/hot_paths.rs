@@ -109,7 +109,7 @@ fn bench_post_body(c: &mut Criterion) {
 /// The document `GET .../messages` answers for `messages`, built as the handler builds it
 /// (through a `serde_json::Value`, which re-parses every body).
 fn render_listing(queue: &str, messages: &[Message], now: i64) -> Vec<u8> {
-    let views: Vec<MessageView> = messages
+    let views: Vec<MessageView<'_>> = messages
         .iter()
         .map(|m| MessageView::new(queue, m, now))
         .collect();

@@ -135,6 +135,9 @@ fn init_logging(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+// `--print-config-reference` and `--check-config` answer on standard output, as a command
+// line tool does (the server logs through tracing).
+#[allow(clippy::print_stdout)]
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_config_reference {

@@ -20,7 +20,7 @@ impl From<Error> for HttpError {
 }
 
 /// The result of a handler.
-pub type Result<T> = std::result::Result<T, HttpError>;
+pub(super) type Result<T> = std::result::Result<T, HttpError>;
 
 /// The response of a failed request.
 pub fn respond(e: Error) -> Response {
@@ -69,7 +69,7 @@ impl IntoResponse for HttpError {
 }
 
 /// A framework-level error (unknown route, wrong method) in Zaqar's shape.
-pub fn status_only(status: StatusCode) -> Response {
+pub(super) fn status_only(status: StatusCode) -> Response {
     let title = format!(
         "{} {}",
         status.as_u16(),

@@ -66,7 +66,7 @@ fn no_content() -> Response {
 }
 
 /// Queues or topics: the routes of both are the same handlers (spec §3.7).
-pub trait Kind: Send + Sync + 'static {
+pub(super) trait Kind: Send + Sync + 'static {
     const KIND: SourceKind;
     const COLLECTION: &'static str;
     const PLURAL: &'static str;
@@ -120,8 +120,8 @@ pub trait Kind: Send + Sync + 'static {
     }
 }
 
-pub struct Queues;
-pub struct Topics;
+pub(super) struct Queues;
+pub(super) struct Topics;
 
 impl Kind for Queues {
     const KIND: SourceKind = SourceKind::Queue;
@@ -139,11 +139,11 @@ impl Kind for Topics {
 
 // ----- versions, home, ping, health ---------------------------------------------------
 
-pub async fn versions() -> Response {
+pub(super) async fn versions() -> Response {
     (StatusCode::MULTIPLE_CHOICES, json_body(&wire::versions())).into_response()
 }
 
-pub async fn home(State(s): St) -> Response {
+pub(super) async fn home(State(s): St) -> Response {
     let doc = wire::home_document(s.admin_mode, s.pooling);
     let mut resp = json_body(&doc).into_response();
     resp.headers_mut().insert(
@@ -157,7 +157,7 @@ pub async fn home(State(s): St) -> Response {
     resp
 }
 
-pub async fn ping(State(s): St) -> Response {
+pub(super) async fn ping(State(s): St) -> Response {
     if s.service.ping().await {
         no_content()
     } else {
@@ -165,11 +165,11 @@ pub async fn ping(State(s): St) -> Response {
     }
 }
 
-pub async fn ping_head() -> Response {
+pub(super) async fn ping_head() -> Response {
     no_content()
 }
 
-pub async fn health(State(s): St) -> Result<Response> {
+pub(super) async fn health(State(s): St) -> Result<Response> {
     let health = s.service.health().await?;
     Ok(json_body(&wire::health(&health)).into_response())
 }
@@ -183,7 +183,7 @@ fn filter_value(v: &str) -> Value {
         .unwrap_or_else(|_| Value::from(v))
 }
 
-pub async fn list_queues<K: Kind>(
+pub(super) async fn list_queues<K: Kind>(
     State(s): St,
     Extension(id): Id,
     RawQuery(raw): RawQuery,
@@ -243,7 +243,7 @@ pub async fn list_queues<K: Kind>(
     Ok(json_body(&doc).into_response())
 }
 
-pub async fn create_queue<K: Kind>(
+pub(super) async fn create_queue<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -266,7 +266,7 @@ pub async fn create_queue<K: Kind>(
     }
 }
 
-pub async fn get_queue<K: Kind>(
+pub(super) async fn get_queue<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -276,7 +276,7 @@ pub async fn get_queue<K: Kind>(
     Ok(json_body(&K::display(meta)).into_response())
 }
 
-pub async fn head_queue<K: Kind>(
+pub(super) async fn head_queue<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -300,7 +300,7 @@ fn is_patch_media_type(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case(PATCH_MEDIA_TYPE))
 }
 
-pub async fn patch_queue<K: Kind>(
+pub(super) async fn patch_queue<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -325,7 +325,7 @@ pub async fn patch_queue<K: Kind>(
     Ok(json_body(&K::display(meta)).into_response())
 }
 
-pub async fn delete_queue<K: Kind>(
+pub(super) async fn delete_queue<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -337,7 +337,7 @@ pub async fn delete_queue<K: Kind>(
     Ok(no_content())
 }
 
-pub async fn queue_stats<K: Kind>(
+pub(super) async fn queue_stats<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -352,7 +352,7 @@ pub async fn queue_stats<K: Kind>(
     Ok(json_body(&K::stats(view)).into_response())
 }
 
-pub async fn purge_queue<K: Kind>(
+pub(super) async fn purge_queue<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -366,7 +366,7 @@ pub async fn purge_queue<K: Kind>(
     Ok(no_content())
 }
 
-pub async fn share_queue(
+pub(super) async fn share_queue(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -386,7 +386,7 @@ pub async fn share_queue(
 
 // ----- messages -----------------------------------------------------------------------
 
-pub async fn post_messages<K: Kind>(
+pub(super) async fn post_messages<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -419,7 +419,7 @@ pub async fn post_messages<K: Kind>(
     Ok(resp)
 }
 
-pub async fn get_messages<K: Kind>(
+pub(super) async fn get_messages<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -433,7 +433,7 @@ pub async fn get_messages<K: Kind>(
             .service
             .get_messages(K::ctx(&id, &project), &queue, &ids)
             .await?;
-        let views: Vec<MessageView> = found
+        let views: Vec<MessageView<'_>> = found
             .iter()
             .map(|m| MessageView::under(&format!("{}/{queue}", K::COLLECTION), m, now))
             .collect();
@@ -471,7 +471,7 @@ pub async fn get_messages<K: Kind>(
         }
         href(&format!("{}/{queue}/messages", K::COLLECTION), &p)
     });
-    let views: Vec<MessageView> = listing
+    let views: Vec<MessageView<'_>> = listing
         .messages
         .iter()
         .map(|m| MessageView::under(&format!("{}/{queue}", K::COLLECTION), m, now))
@@ -480,7 +480,7 @@ pub async fn get_messages<K: Kind>(
     Ok(json_body(&json!({ "messages": views, "links": links })).into_response())
 }
 
-pub async fn delete_messages<K: Kind>(
+pub(super) async fn delete_messages<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -500,14 +500,15 @@ pub async fn delete_messages<K: Kind>(
     {
         Some(popped) => {
             let now = s.service.now();
-            let views: Vec<PoppedView> = popped.iter().map(|m| PoppedView::new(m, now)).collect();
+            let views: Vec<PoppedView<'_>> =
+                popped.iter().map(|m| PoppedView::new(m, now)).collect();
             Ok(json_body(&json!({ "messages": views })).into_response())
         }
         None => Ok(no_content()),
     }
 }
 
-pub async fn get_message<K: Kind>(
+pub(super) async fn get_message<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path((queue, message_id)): Path<(String, String)>,
@@ -521,7 +522,7 @@ pub async fn get_message<K: Kind>(
     Ok(json_body(&view).into_response())
 }
 
-pub async fn delete_message<K: Kind>(
+pub(super) async fn delete_message<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path((queue, message_id)): Path<(String, String)>,
@@ -542,7 +543,7 @@ pub async fn delete_message<K: Kind>(
 
 /// `POST /v2/queues/{queue}/x-redrive` (extension): moves messages of a dead-letter queue back
 /// to their source queues, or to `target`.
-pub async fn redrive(
+pub(super) async fn redrive(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -557,7 +558,7 @@ pub async fn redrive(
 
 // ----- claims -------------------------------------------------------------------------
 
-pub async fn create_claim(
+pub(super) async fn create_claim(
     State(s): St,
     Extension(id): Id,
     Path(queue): Path<String>,
@@ -576,7 +577,7 @@ pub async fn create_claim(
         None => Ok(no_content()),
         Some(claim) => {
             let now = s.service.now();
-            let views: Vec<MessageView> = claim
+            let views: Vec<MessageView<'_>> = claim
                 .messages
                 .iter()
                 .map(|m| MessageView::new(&queue, m, now))
@@ -595,7 +596,7 @@ pub async fn create_claim(
     }
 }
 
-pub async fn get_claim(
+pub(super) async fn get_claim(
     State(s): St,
     Extension(id): Id,
     Path((queue, claim_id)): Path<(String, String)>,
@@ -605,7 +606,7 @@ pub async fn get_claim(
     Ok(json_body(&view).into_response())
 }
 
-pub async fn update_claim(
+pub(super) async fn update_claim(
     State(s): St,
     Extension(id): Id,
     Path((queue, claim_id)): Path<(String, String)>,
@@ -618,7 +619,7 @@ pub async fn update_claim(
     Ok(no_content())
 }
 
-pub async fn delete_claim(
+pub(super) async fn delete_claim(
     State(s): St,
     Extension(id): Id,
     Path((queue, claim_id)): Path<(String, String)>,
@@ -629,7 +630,7 @@ pub async fn delete_claim(
 
 // ----- subscriptions (queues and topics) ---------------------------------------------------
 
-pub async fn list_subscriptions<K: Kind>(
+pub(super) async fn list_subscriptions<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(source): Path<String>,
@@ -654,7 +655,7 @@ pub async fn list_subscriptions<K: Kind>(
     Ok(json_body(&json!({"subscriptions": items, "links": next_links(next)})).into_response())
 }
 
-pub async fn create_subscription<K: Kind>(
+pub(super) async fn create_subscription<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path(source): Path<String>,
@@ -687,7 +688,7 @@ pub async fn create_subscription<K: Kind>(
     }
 }
 
-pub async fn get_subscription<K: Kind>(
+pub(super) async fn get_subscription<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path((source, sid)): Path<(String, String)>,
@@ -699,7 +700,7 @@ pub async fn get_subscription<K: Kind>(
     Ok(json_body(&wire::subscription(&sub, s.service.now())).into_response())
 }
 
-pub async fn update_subscription<K: Kind>(
+pub(super) async fn update_subscription<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path((source, sid)): Path<(String, String)>,
@@ -717,7 +718,7 @@ pub async fn update_subscription<K: Kind>(
     Ok(resp)
 }
 
-pub async fn delete_subscription<K: Kind>(
+pub(super) async fn delete_subscription<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path((source, sid)): Path<(String, String)>,
@@ -728,7 +729,7 @@ pub async fn delete_subscription<K: Kind>(
     Ok(no_content())
 }
 
-pub async fn confirm_subscription<K: Kind>(
+pub(super) async fn confirm_subscription<K: Kind>(
     State(s): St,
     Extension(id): Id,
     Path((source, sid)): Path<(String, String)>,

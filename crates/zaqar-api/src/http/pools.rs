@@ -53,7 +53,7 @@ fn listing(
     with_location(resp, header::CONTENT_LOCATION, uri)
 }
 
-pub async fn list_pools(
+pub(super) async fn list_pools(
     State(s): St,
     OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
@@ -77,13 +77,17 @@ pub async fn list_pools(
     ))
 }
 
-pub async fn put_pool(State(s): St, Path(name): Path<String>, body: Body) -> Result<Response> {
+pub(super) async fn put_pool(
+    State(s): St,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let body = super::handlers::small_body_pub(body).await?;
     s.service.put_pool(&name, &body).await?;
     Ok(created(format!("/v2/pools/{name}")))
 }
 
-pub async fn get_pool(
+pub(super) async fn get_pool(
     State(s): St,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
@@ -93,18 +97,22 @@ pub async fn get_pool(
     Ok(json_body(&pool_json(&pool, detailed)).into_response())
 }
 
-pub async fn patch_pool(State(s): St, Path(name): Path<String>, body: Body) -> Result<Response> {
+pub(super) async fn patch_pool(
+    State(s): St,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let body = super::handlers::small_body_pub(body).await?;
     let pool = s.service.patch_pool(&name, &body).await?;
     Ok(json_body(&pool_json(&pool, false)).into_response())
 }
 
-pub async fn delete_pool(State(s): St, Path(name): Path<String>) -> Result<Response> {
+pub(super) async fn delete_pool(State(s): St, Path(name): Path<String>) -> Result<Response> {
     s.service.delete_pool(&name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list_flavors(
+pub(super) async fn list_flavors(
     State(s): St,
     Extension(id): Extension<Identity>,
     OriginalUri(uri): OriginalUri,
@@ -132,7 +140,7 @@ pub async fn list_flavors(
     ))
 }
 
-pub async fn put_flavor(
+pub(super) async fn put_flavor(
     State(s): St,
     Extension(id): Extension<Identity>,
     Path(name): Path<String>,
@@ -143,7 +151,7 @@ pub async fn put_flavor(
     Ok(created(format!("/v2/flavors/{name}")))
 }
 
-pub async fn get_flavor(
+pub(super) async fn get_flavor(
     State(s): St,
     Extension(id): Extension<Identity>,
     Path(name): Path<String>,
@@ -152,7 +160,7 @@ pub async fn get_flavor(
     Ok(json_body(&flavor_json(&f, true, true)).into_response())
 }
 
-pub async fn patch_flavor(
+pub(super) async fn patch_flavor(
     State(s): St,
     Extension(id): Extension<Identity>,
     Path(name): Path<String>,
@@ -163,7 +171,7 @@ pub async fn patch_flavor(
     Ok(json_body(&flavor_json(&f, true, true)).into_response())
 }
 
-pub async fn delete_flavor(
+pub(super) async fn delete_flavor(
     State(s): St,
     Extension(id): Extension<Identity>,
     Path(name): Path<String>,

@@ -18,7 +18,7 @@ use crate::wire::quota_json;
 
 type St = State<Arc<AppState>>;
 
-pub async fn list_quotas(
+pub(super) async fn list_quotas(
     State(s): St,
     OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
@@ -43,18 +43,22 @@ pub async fn list_quotas(
     Ok(resp)
 }
 
-pub async fn get_quota(State(s): St, Path(project): Path<String>) -> Result<Response> {
+pub(super) async fn get_quota(State(s): St, Path(project): Path<String>) -> Result<Response> {
     let v = s.service.get_quota(&project).await?;
     Ok(json_body(&quota_json(&v)).into_response())
 }
 
-pub async fn put_quota(State(s): St, Path(project): Path<String>, body: Body) -> Result<Response> {
+pub(super) async fn put_quota(
+    State(s): St,
+    Path(project): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let body = super::handlers::small_body_pub(body).await?;
     let v = s.service.put_quota(&project, &body).await?;
     Ok(json_body(&quota_json(&v)).into_response())
 }
 
-pub async fn delete_quota(State(s): St, Path(project): Path<String>) -> Result<Response> {
+pub(super) async fn delete_quota(State(s): St, Path(project): Path<String>) -> Result<Response> {
     s.service.delete_quota(&project).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -442,13 +442,13 @@ mod fake_keystone {
     use axum::{Json, Router};
     use serde_json::{json, Value};
 
-    pub const PROJECT_ID: &str = "p-keystone-demo";
+    pub(super) const PROJECT_ID: &str = "p-keystone-demo";
     const EXPIRES: &str = "2999-01-01T00:00:00.000000Z";
 
     #[derive(Clone, Default)]
-    pub struct Catalog(pub Arc<Mutex<String>>);
+    pub(super) struct Catalog(pub Arc<Mutex<String>>);
 
-    pub async fn start(catalog: Catalog) -> String {
+    pub(super) async fn start(catalog: Catalog) -> String {
         let app = Router::new()
             .route("/v3/auth/tokens", post(login).get(validate))
             .with_state(catalog);

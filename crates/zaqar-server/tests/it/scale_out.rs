@@ -517,7 +517,7 @@ async fn run_phase_killing_a_node(
         let present = stored_keys(http, &bases[0], "scale-kill").await;
         let gone: Vec<_> = missing.iter().filter(|k| !present.contains(k)).collect();
         assert!(gone.is_empty(), "acknowledged and gone: {gone:?}");
-        println!(
+        eprintln!(
             "node killed: {} acknowledged messages held by claims whose responses were lost \
              with the node; consuming them after the claims expire",
             missing.len()
@@ -667,7 +667,7 @@ async fn three_nodes_two_pools_catalog_in_postgres() {
 
     let rate = |t: &Tally, s: f64| t.acked.len() as f64 / s;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!(
+    eprintln!(
         "scale-out throughput ({cores} cores for client, servers and backends) (post + claim + delete, {total} messages, debug build unless \
          built with --release): 1 node {:.0} msg/s ({one_secs:.1} s); 3 nodes {:.0} msg/s \
          ({three_secs:.1} s); ratio {:.2}; node killed: {} acknowledged, {} unacknowledged, \

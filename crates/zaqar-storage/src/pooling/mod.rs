@@ -104,7 +104,7 @@ impl PooledStore {
         let mgmt: Arc<dyn ManagementStore> = match config.management_store.as_str() {
             "embedded" => management::EmbeddedManagement::open(&config.drivers.embedded.path)?,
             "sqlalchemy" => {
-                management::PostgresManagement::open(
+                management::open_sqlalchemy(
                     &config.management_uri.0,
                     &config.management_schema,
                     clock.now(),
@@ -112,10 +112,15 @@ impl PooledStore {
                 .await?
             }
             other => {
+                let known = if cfg!(feature = "postgres") {
+                    "embedded or sqlalchemy"
+                } else {
+                    "embedded"
+                };
                 return Err(Error::Unavailable(format!(
                     "[drivers] management_store = {other} is not available in this build \
-                     (embedded or sqlalchemy)"
-                )))
+                     ({known})"
+                )));
             }
         };
         let store = PooledStore::new(mgmt, config.drivers.clone(), config.placement, clock);
@@ -196,5 +201,166 @@ impl zaqar_core::store::management::PoolAdmin for PooledStore {
 
     async fn pool_drivers(&self) -> Result<Vec<(String, Result<Arc<dyn DataStore>>)>> {
         PooledStore::pool_drivers(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use zaqar_core::clock::ManualClock;
+    use zaqar_core::model::QueueRef;
+    use zaqar_core::store::QueueStore;
+
+    use super::*;
+    use crate::engine::tests::{settings, store_config};
+
+    fn clock() -> SharedClock {
+        Arc::new(ManualClock::default())
+    }
+
+    fn pool(name: &str, uri: &str) -> Pool {
+        Pool {
+            name: name.into(),
+            uri: uri.into(),
+            weight: 1,
+            flavor: None,
+            options: Default::default(),
+        }
+    }
+
+    /// A pooled store with an embedded management store that already lists `pools` (as a node
+    /// of another build may have registered them).
+    async fn pooled(dir: &std::path::Path, pools: &[Pool]) -> Arc<PooledStore> {
+        let mgmt = management::EmbeddedManagement::open(&dir.join("mgmt")).unwrap();
+        for p in pools {
+            mgmt.put_pool(p).await.unwrap();
+        }
+        PooledStore::new(mgmt, settings(dir), Placement::Queue, clock())
+    }
+
+    /// What a pool on `uri` gives in a build without the engine's `feature`: registering it is
+    /// refused (400), and a queue already placed on it fails (503), both naming the feature.
+    #[cfg(not(all(feature = "redis", feature = "postgres")))]
+    async fn assert_pool_refused(uri: &str, feature: &str) {
+        use crate::engine::tests::assert_not_in_build;
+        let r = capabilities(uri);
+        assert!(matches!(r, Err(Error::Invalid(_))), "{uri}");
+        assert_not_in_build(r, feature);
+        let dir = tempfile::tempdir().unwrap();
+        let store = pooled(dir.path(), &[]).await;
+        let r = store.put_pool(pool("p", uri)).await;
+        assert!(matches!(r, Err(Error::Invalid(_))), "{uri}");
+        assert_not_in_build(r, feature);
+        let dir = tempfile::tempdir().unwrap();
+        let store = pooled(dir.path(), &[pool("p", uri)]).await;
+        let r = store
+            .create_queue(QueueRef::new("p", "q"), Default::default())
+            .await;
+        assert!(matches!(r, Err(Error::Unavailable(_))), "{uri}");
+        assert_not_in_build(r, feature);
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[tokio::test]
+    async fn without_the_redis_feature_redis_pools_are_refused() {
+        for uri in ["redis://127.0.0.1:6379", "redis+cluster://h:7000,h:7001"] {
+            assert_pool_refused(uri, "redis").await;
+        }
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn without_the_postgres_feature_postgresql_pools_are_refused() {
+        for uri in ["postgresql://u@127.0.0.1/db", "postgres://u@127.0.0.1/db"] {
+            assert_pool_refused(uri, "postgres").await;
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn with_the_redis_feature_redis_pools_are_opened() {
+        let caps = capabilities("redis://127.0.0.1:6379").unwrap();
+        assert!(caps.contains(&"HIGH_THROUGHPUT"), "{caps:?}");
+        // A standalone URI connects on first use: the pool's driver opens without a server.
+        let dir = tempfile::tempdir().unwrap();
+        let store = pooled(dir.path(), &[pool("p", "redis://127.0.0.1:1")]).await;
+        let drivers = store.pool_drivers().await.unwrap();
+        assert_eq!(drivers.len(), 1);
+        assert!(drivers[0].1.is_ok(), "the Redis driver opens");
+        store.shutdown().await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn with_the_postgres_feature_postgresql_pools_are_opened() {
+        let caps = capabilities("postgresql://u@127.0.0.1/db").unwrap();
+        assert!(caps.contains(&"DURABILITY"), "{caps:?}");
+        // Opening needs a database (the integration tests have one); a bad schema name in the
+        // pool's options is refused by the PostgreSQL driver itself before it connects.
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pool("p", "postgresql://u@127.0.0.1:1/db");
+        p.options.insert("schema".into(), "Not-A-Schema".into());
+        let store = pooled(dir.path(), &[p]).await;
+        let Err(e) = store
+            .create_queue(QueueRef::new("p", "q"), Default::default())
+            .await
+        else {
+            panic!("expected the schema name to be refused")
+        };
+        assert!(
+            e.description().contains("expected a lower-case identifier"),
+            "{e}"
+        );
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn without_the_postgres_feature_the_sqlalchemy_management_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = store_config(dir.path(), "embedded");
+        config.management_store = "sqlalchemy".into();
+        let r = PooledStore::open(&config, clock()).await;
+        assert!(matches!(r, Err(Error::Unavailable(_))));
+        crate::engine::tests::assert_not_in_build(r, "postgres");
+        config.management_store = "mongodb".into();
+        let Err(e) = PooledStore::open(&config, clock()).await else {
+            panic!("an unknown management store must be refused")
+        };
+        assert!(e.description().ends_with("(embedded)"), "{e}");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn with_the_postgres_feature_the_sqlalchemy_management_store_is_opened() {
+        // Opening needs a database (the integration tests have one); a bad schema name is
+        // refused by the PostgreSQL management store itself before it connects.
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = store_config(dir.path(), "embedded");
+        config.management_store = "sqlalchemy".into();
+        config.management_schema = "Not-A-Schema".into();
+        let Err(e) = PooledStore::open(&config, clock()).await else {
+            panic!("expected the schema name to be refused")
+        };
+        assert!(
+            e.description()
+                .contains("is not a valid lower-case identifier"),
+            "{e}"
+        );
+        config.management_store = "mongodb".into();
+        let Err(e) = PooledStore::open(&config, clock()).await else {
+            panic!("an unknown management store must be refused")
+        };
+        assert!(e.description().ends_with("(embedded or sqlalchemy)"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_embedded_management_store_is_in_every_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PooledStore::open(&store_config(dir.path(), "embedded"), clock())
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        store.shutdown().await;
     }
 }

@@ -17,23 +17,42 @@
 //! - Time is the driver's [`Clock`](zaqar_core::clock::Clock), passed as a bind: no `now()` in SQL.
 //! - Expired messages and claims are filtered by every statement (`expires > now`) and removed
 //!   by a background sweep in bounded batches.
+//!
+//! The driver needs the cargo feature `postgres`; without it only [`PostgresStoreConfig`] and
+//! [`valid_schema_name`] are here (so configuration still parses) and the engine selector
+//! refuses the engine at start-up.
 
+#[cfg(feature = "postgres")]
 mod claims;
 mod config;
+#[cfg(feature = "postgres")]
 mod errors;
+#[cfg(feature = "postgres")]
 mod gc;
+#[cfg(feature = "postgres")]
 mod lanes;
+#[cfg(feature = "postgres")]
 mod messages;
+#[cfg(feature = "postgres")]
 mod moves;
+#[cfg(feature = "postgres")]
 mod notify;
+#[cfg(feature = "postgres")]
 mod queues;
+#[cfg(feature = "postgres")]
 mod rows;
+#[cfg(feature = "postgres")]
 mod schema;
+#[cfg(feature = "postgres")]
 mod sql;
+#[cfg(feature = "postgres")]
 mod store;
+#[cfg(feature = "postgres")]
 mod subs;
 
 pub use config::{valid_schema_name, PostgresStoreConfig};
 /// Creates `schema` if given and applies every migration there (used by the management store).
+#[cfg(feature = "postgres")]
 pub(crate) use schema::migrate as migrate_schema;
+#[cfg(feature = "postgres")]
 pub use store::PostgresStore;

@@ -15,19 +15,34 @@
 //! no-op), then removed from the outbox by the lease holder, then the marker is dropped. A
 //! crash anywhere leaves a state from which the next drain (at once, or by the background sweep)
 //! neither loses nor duplicates a message.
+//!
+//! The driver needs the cargo feature `redis`; without it only [`RedisStoreConfig`] is here (so
+//! configuration still parses) and the engine selector refuses the engine at start-up.
 
+#[cfg(feature = "redis")]
 mod claims;
 mod config;
+#[cfg(feature = "redis")]
 mod conn;
+#[cfg(feature = "redis")]
 mod gc;
+#[cfg(feature = "redis")]
 mod keys;
+#[cfg(feature = "redis")]
 mod messages;
+#[cfg(feature = "redis")]
 mod outbox;
+#[cfg(feature = "redis")]
 mod queues;
+#[cfg(feature = "redis")]
 mod records;
+#[cfg(feature = "redis")]
 mod scripts;
+#[cfg(feature = "redis")]
 mod store;
+#[cfg(feature = "redis")]
 mod subs;
 
 pub use config::RedisStoreConfig;
+#[cfg(feature = "redis")]
 pub use store::{DrainStop, RedisStore};

@@ -1,5 +1,10 @@
 //! The storage drivers: embedded (the default), Redis, PostgreSQL, and pooling over them. Each
 //! implements the traits of [`zaqar_core::store`] and passes the same conformance suite.
+//!
+//! The Redis and PostgreSQL drivers (and the PostgreSQL management store) are compiled in by the
+//! cargo features `redis` and `postgres`, both on by default. Their settings exist in every
+//! build; an engine a build lacks is refused (at start-up, or when a pool names it) with an error
+//! naming the feature (see [`engine`]).
 
 pub mod embedded;
 pub mod engine;

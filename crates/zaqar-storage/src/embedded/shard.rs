@@ -109,7 +109,7 @@ pub(crate) struct Shard {
     pub(crate) db: Arc<Database>,
     tx: mpsc::Sender<Msg>,
     /// How many write transactions were aborted or failed to commit: a job may keep state
-    /// derived from its transaction (see `subs::SubCache`) only together with this count.
+    /// derived from its transaction (see `sub_cache::SubCache`) only together with this count.
     aborts: Arc<AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }

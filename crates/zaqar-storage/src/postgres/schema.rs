@@ -19,7 +19,7 @@ use sqlx::{Executor, PgPool, Row};
 use zaqar_core::clock::Millis;
 use zaqar_core::error::{Error, Result};
 
-use super::db_err;
+use super::errors::db_err;
 
 pub(crate) struct Migration {
     pub version: i32,
@@ -57,16 +57,6 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 /// The schema version this binary expects.
 pub(crate) fn current_version() -> i32 {
     MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
-}
-
-/// Whether `name` is acceptable as the store's schema: a plain lower-case identifier, so it can
-/// be used unquoted in `search_path` and DDL.
-pub fn valid_schema_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
-        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
-        && name.len() <= 63
-        && !name.starts_with("pg_")
 }
 
 /// Creates `schema` if needed (when given) and brings it to [`current_version`]. Returns the
@@ -153,20 +143,6 @@ pub(crate) async fn migrate(pool: PgPool, schema: Option<String>, now: Millis) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schema_names() {
-        assert!(valid_schema_name("zaqar"));
-        assert!(valid_schema_name("zaqar_test_0123abcd"));
-        assert!(valid_schema_name("_x1"));
-        assert!(!valid_schema_name(""));
-        assert!(!valid_schema_name("1abc"));
-        assert!(!valid_schema_name("Zaqar"));
-        assert!(!valid_schema_name("a-b"));
-        assert!(!valid_schema_name("a;drop"));
-        assert!(!valid_schema_name("pg_temp"));
-        assert!(!valid_schema_name(&"a".repeat(64)));
-    }
 
     #[test]
     fn migrations_are_in_order() {

@@ -13,7 +13,9 @@ use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-use super::{corrupt, db_err, get, is_conflict, message_id, rollback, PostgresStore, Shared};
+use super::errors::{corrupt, db_err, is_conflict};
+use super::rows::{get, message_id};
+use super::store::{rollback, PostgresStore, Shared};
 use zaqar_core::clock::secs;
 use zaqar_core::error::{Error, Result};
 use zaqar_core::model::{

@@ -24,7 +24,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use redis::Value;
 
-use super::{array, bad_reply, field, int, keys, to_messages, RedisStore};
+use super::records::{array, bad_reply, field, int, to_messages};
+use super::{keys, RedisStore};
 use zaqar_core::clock::{secs, Millis};
 use zaqar_core::error::{Error, Result};
 use zaqar_core::model::{

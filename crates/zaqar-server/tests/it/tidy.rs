@@ -234,7 +234,6 @@ fn every_source_file_says_what_it_is_for() {
 }
 
 #[test]
-#[ignore = "until the files named by issue 14 are split"]
 fn files_stay_under_the_size_limit() {
     let long: Vec<String> = sources()
         .into_iter()
@@ -292,7 +291,6 @@ impl<'ast> Visit<'ast> for LongFunctions<'_> {
 }
 
 #[test]
-#[ignore = "until the functions named by issue 14 are split"]
 fn functions_stay_under_the_size_limit() {
     let mut found = Vec::new();
     for p in sources() {

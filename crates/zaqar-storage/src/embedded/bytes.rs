@@ -27,19 +27,19 @@ pub(super) struct Delta {
 
 impl Delta {
     /// A record with a body of `size` bytes, expiring at `expires`, was stored.
-    pub fn add(&mut self, expires: Millis, size: usize) {
+    pub(super) fn add(&mut self, expires: Millis, size: usize) {
         self.total += size as i64;
         self.shift(expires, size as i64);
     }
 
     /// A record was removed (`expires` as it was stored).
-    pub fn remove(&mut self, expires: Millis, size: usize) {
+    pub(super) fn remove(&mut self, expires: Millis, size: usize) {
         self.total -= size as i64;
         self.shift(expires, -(size as i64));
     }
 
     /// A record's expiry changed from `from` to `to` (claims extend lifetimes).
-    pub fn reschedule(&mut self, from: Millis, to: Millis, size: usize) {
+    pub(super) fn reschedule(&mut self, from: Millis, to: Millis, size: usize) {
         if expiry_second(from) != expiry_second(to) {
             self.shift(from, -(size as i64));
             self.shift(to, size as i64);
@@ -51,7 +51,7 @@ impl Delta {
     }
 
     /// Applies the changes to queue `(p, n)`; rows that reach zero are removed.
-    pub fn apply(self, txn: &WriteTransaction, p: &str, n: &str) -> Result<()> {
+    pub(super) fn apply(self, txn: &WriteTransaction, p: &str, n: &str) -> Result<()> {
         if self.total != 0 {
             let mut t = txn.open_table(QBYTES).map_err(se)?;
             let old = t.get((p, n)).map_err(se)?.map(|g| g.value()).unwrap_or(0);
@@ -80,11 +80,11 @@ impl Delta {
 pub(super) struct Ledger(HashMap<(String, String), Delta>);
 
 impl Ledger {
-    pub fn queue(&mut self, p: &str, n: &str) -> &mut Delta {
+    pub(super) fn queue(&mut self, p: &str, n: &str) -> &mut Delta {
         self.0.entry((p.to_string(), n.to_string())).or_default()
     }
 
-    pub fn apply(self, txn: &WriteTransaction) -> Result<()> {
+    pub(super) fn apply(self, txn: &WriteTransaction) -> Result<()> {
         for ((p, n), d) in self.0 {
             d.apply(txn, &p, &n)?;
         }

@@ -25,38 +25,45 @@ use zaqar_core::error::Result;
 use super::shard::storage_error;
 use zaqar_core::store::MessageId;
 
-pub(crate) const QUEUES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("queues");
-pub(crate) const COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("counters");
-pub(crate) const MSGS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("messages");
-pub(crate) const BODIES: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("bodies");
-pub(crate) const CLAIMS: TableDefinition<(&str, &str, &str), &[u8]> =
+pub(crate) const QUEUES: TableDefinition<'static, (&str, &str), &[u8]> =
+    TableDefinition::new("queues");
+pub(crate) const COUNTERS: TableDefinition<'static, (&str, &str), u64> =
+    TableDefinition::new("counters");
+pub(crate) const MSGS: TableDefinition<'static, (&str, &str, u64), &[u8]> =
+    TableDefinition::new("messages");
+pub(crate) const BODIES: TableDefinition<'static, (&str, &str, u64), &[u8]> =
+    TableDefinition::new("bodies");
+pub(crate) const CLAIMS: TableDefinition<'static, (&str, &str, &str), &[u8]> =
     TableDefinition::new("claims");
 /// Subscriptions: (project, source, id) → [`SubRecord`].
-pub(crate) const SUBS: TableDefinition<(&str, &str, &str), &[u8]> =
+pub(crate) const SUBS: TableDefinition<'static, (&str, &str, &str), &[u8]> =
     TableDefinition::new("subscriptions");
 /// Subscriber URIs, for uniqueness: (project, source, subscriber) → id.
-pub(crate) const SUB_URIS: TableDefinition<(&str, &str, &str), &str> =
+pub(crate) const SUB_URIS: TableDefinition<'static, (&str, &str, &str), &str> =
     TableDefinition::new("subscriber_uris");
 /// Pending notification batches, in posting order: seq → [`NotifyRecord`].
-pub(crate) const NOTIFY: TableDefinition<u64, &[u8]> = TableDefinition::new("notifications");
+pub(crate) const NOTIFY: TableDefinition<'static, u64, &[u8]> =
+    TableDefinition::new("notifications");
 
 /// Messages on their way to another queue (dead-lettering, redrive), keyed by transfer id.
-pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+pub(crate) const OUTBOX: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("outbox");
 /// Transfers already applied in this shard (transfer id → when), so a replayed transfer is not
 /// applied twice.
-pub(crate) const XFER_DONE: TableDefinition<&str, i64> = TableDefinition::new("transfers_done");
+pub(crate) const XFER_DONE: TableDefinition<'static, &str, i64> =
+    TableDefinition::new("transfers_done");
 
 /// Body bytes of every message record of a queue (expired-but-unswept ones included), updated
 /// in the transaction that adds or removes the record.
-pub(crate) const QBYTES: TableDefinition<(&str, &str), u64> = TableDefinition::new("queue_bytes");
+pub(crate) const QBYTES: TableDefinition<'static, (&str, &str), u64> =
+    TableDefinition::new("queue_bytes");
 /// The same bytes by expiry second (`storage::expiry_second`): what has expired but is still
 /// stored is the sum over the seconds already past, so the unexpired bytes of a queue are read
 /// without visiting its messages. Rows that reach zero are removed.
-pub(crate) const QBYTES_BY_EXPIRY: TableDefinition<(&str, &str, u64), u64> =
+pub(crate) const QBYTES_BY_EXPIRY: TableDefinition<'static, (&str, &str, u64), u64> =
     TableDefinition::new("queue_bytes_by_expiry");
 /// Store-wide facts. `bytes_accounting` = 1 once the two tables above cover every message (a
 /// store created before byte accounting is counted once, when it is first opened).
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 
 const FORMAT: u8 = 1;
 
@@ -86,7 +93,7 @@ pub(crate) struct MsgRecord {
 }
 
 impl MsgRecord {
-    pub fn active_claim(&self, now: Millis) -> Option<&str> {
+    pub(super) fn active_claim(&self, now: Millis) -> Option<&str> {
         match &self.claim {
             Some((id, exp)) if *exp > now => Some(id.as_str()),
             _ => None,

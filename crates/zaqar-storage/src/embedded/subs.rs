@@ -550,7 +550,7 @@ pub(super) fn sweep_subscriptions(txn: &WriteTransaction, now: Millis) -> Result
 }
 
 /// Clears every lease of a shard's notification batches (at start-up).
-pub(super) fn release_leases(notify: &mut redb::Table<u64, &[u8]>) -> Result<()> {
+pub(super) fn release_leases(notify: &mut redb::Table<'_, u64, &[u8]>) -> Result<()> {
     let leased: Vec<(u64, NotifyRecord)> = {
         let mut out = Vec::new();
         for e in notify.iter().map_err(se)? {

@@ -58,7 +58,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     /// Announces that `queue` of `project` has new claimable messages.
-    pub fn push(&self, project: &str, queue: &str) {
+    pub(super) fn push(&self, project: &str, queue: &str) {
         {
             let mut p = self.pending.lock().unwrap();
             if p.len() >= MAX_PENDING {
@@ -76,7 +76,7 @@ impl Publisher {
     }
 
     /// Sends pending events until the task is aborted.
-    pub async fn run(self: Arc<Self>, pool: PgPool, channel: String, node: String) {
+    pub(super) async fn run(self: Arc<Self>, pool: PgPool, channel: String, node: String) {
         loop {
             self.wake.notified().await;
             let batch = self.take();

@@ -239,7 +239,7 @@ pub(crate) enum PubSubSource {
 }
 
 impl PubSubSource {
-    pub async fn connect(&self, attempt: usize) -> RedisResult<redis::aio::PubSub> {
+    pub(super) async fn connect(&self, attempt: usize) -> RedisResult<redis::aio::PubSub> {
         match self {
             PubSubSource::Single(c) => c.get_async_pubsub().await,
             PubSubSource::Cluster(nodes) => nodes[attempt % nodes.len()].get_async_pubsub().await,

@@ -51,62 +51,62 @@ pub(crate) struct Keys {
 impl Keys {
     /// `prefix` may be anything; braces and other special bytes are encoded (a `{` in the
     /// prefix would otherwise become the hash tag).
-    pub fn new(prefix: &str) -> Keys {
+    pub(super) fn new(prefix: &str) -> Keys {
         let cleaned: String = prefix.split(':').map(enc).collect::<Vec<_>>().join(":");
         Keys { prefix: cleaned }
     }
 
     /// The queue record (hash); every per-queue script gets it as `KEYS[1]` and derives the
     /// queue's other keys by replacing the final `q`.
-    pub fn queue(&self, q: QueueRef<'_>) -> String {
+    pub(super) fn queue(&self, q: QueueRef<'_>) -> String {
         format!("{}:{{{}/{}}}:q", self.prefix, enc(q.project), enc(q.name))
     }
 
     /// The hash tag of a queue without its braces: `<project>/<queue>`, both encoded. Members
     /// of the global notification indexes.
-    pub fn tag(&self, q: QueueRef<'_>) -> String {
+    pub(super) fn tag(&self, q: QueueRef<'_>) -> String {
         format!("{}/{}", enc(q.project), enc(q.name))
     }
 
     /// The queue record key of a [`tag`](Self::tag).
-    pub fn queue_of_tag(&self, tag: &str) -> String {
+    pub(super) fn queue_of_tag(&self, tag: &str) -> String {
         format!("{}:{{{tag}}}:q", self.prefix)
     }
 
     /// Sorted set of the tags of sources that have (or recently had) subscriptions, scored by
     /// the time a subscription was last created there (the sweep walks it; see `docs/redis.md`).
-    pub fn notify_sources(&self) -> String {
+    pub(super) fn notify_sources(&self) -> String {
         format!("{}:{{g}}:nsrc", self.prefix)
     }
 
     /// Sorted set of the tags of sources with pending notification batches, scored by the time
     /// the source entered it (the delivery workers' lease scan walks it).
-    pub fn notify_pending(&self) -> String {
+    pub(super) fn notify_pending(&self) -> String {
         format!("{}:{{g}}:npend", self.prefix)
     }
 
     /// Sorted set (all scores 0) of a project's queue names, in byte order.
-    pub fn project_index(&self, project: &str) -> String {
+    pub(super) fn project_index(&self, project: &str) -> String {
         format!("{}:{{i:{}}}:queues", self.prefix, enc(project))
     }
 
     /// Set of projects that have (or had) queues, for the background sweep.
-    pub fn projects(&self) -> String {
+    pub(super) fn projects(&self) -> String {
         format!("{}:{{g}}:projects", self.prefix)
     }
 
     /// Lock that lets one node at a time run the background sweep.
-    pub fn sweep_lock(&self) -> String {
+    pub(super) fn sweep_lock(&self) -> String {
         format!("{}:{{g}}:sweep", self.prefix)
     }
 
     /// Pub/sub channel of queue events (long-poll wake-ups between nodes).
-    pub fn channel(&self) -> String {
+    pub(super) fn channel(&self) -> String {
         format!("{}:events", self.prefix)
     }
 
     /// The event payload for a queue: `<node> <project>/<queue>` (both encoded).
-    pub fn event(&self, node: &str, q: QueueRef<'_>) -> String {
+    pub(super) fn event(&self, node: &str, q: QueueRef<'_>) -> String {
         format!("{node} {}/{}", enc(q.project), enc(q.name))
     }
 }

@@ -18,11 +18,11 @@ fn se(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("management store: {e}"))
 }
 
-const POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("pools");
-const FLAVORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("flavors");
-const CATALOG: TableDefinition<(&str, &str), &str> = TableDefinition::new("catalog");
+const POOLS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("pools");
+const FLAVORS: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("flavors");
+const CATALOG: TableDefinition<'static, (&str, &str), &str> = TableDefinition::new("catalog");
 /// project → [`ProjectQuota`] (JSON).
-const QUOTAS: TableDefinition<&str, &[u8]> = TableDefinition::new("quotas");
+const QUOTAS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("quotas");
 
 /// The management store in one redb file (`management.redb` of the data directory).
 pub struct EmbeddedManagement {
@@ -94,7 +94,7 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 /// Up to `limit` records of a name-keyed table with keys after `marker`, in key order.
 fn page_after<T: serde::de::DeserializeOwned>(
     txn: &redb::ReadTransaction,
-    def: TableDefinition<&str, &[u8]>,
+    def: TableDefinition<'_, &str, &[u8]>,
     marker: Option<&str>,
     limit: usize,
 ) -> Result<Vec<(String, T)>> {
@@ -115,7 +115,7 @@ fn page_after<T: serde::de::DeserializeOwned>(
 /// The record of a name-keyed table under `key`.
 fn get_decoded<T: serde::de::DeserializeOwned>(
     txn: &redb::ReadTransaction,
-    def: TableDefinition<&str, &[u8]>,
+    def: TableDefinition<'_, &str, &[u8]>,
     key: &str,
 ) -> Result<Option<T>> {
     let t = txn.open_table(def).map_err(se)?;

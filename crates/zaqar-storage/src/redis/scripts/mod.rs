@@ -102,7 +102,7 @@ fn s(body: &str) -> Script {
 }
 
 impl Scripts {
-    pub fn new() -> Scripts {
+    pub(super) fn new() -> Scripts {
         Scripts {
             create_queue: s(CREATE_QUEUE),
             mark_indexed: s(MARK_INDEXED),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's Chromium for the web console's end-to-end test (tests/metrics.rs,
+# Installs Debian's Chromium for the web console's end-to-end test (crates/zaqar-server/tests/it/metrics.rs,
 # `console_end_to_end_in_headless_chromium`), which skips without it unless
 # ZAQAR_TEST_REQUIRE_BROWSER=1. Run as root (CI runs as root). Idempotent.
 set -euo pipefail

@@ -37,9 +37,9 @@ redis_backend() {
     export ZAQAR_TEST_REDIS_CLUSTER_URL
     local rc=0
     # shellcheck disable=SC2086
-    cargo test $CARGO_TEST_FLAGS -p zaqar-storage --test it -- conformance_redis:: redis_ || rc=$?
+    cargo test $CARGO_TEST_FLAGS -p zaqar-storage --test it -- conformance_redis:: redis_sentinel:: || rc=$?
     # shellcheck disable=SC2086
-    cargo test $CARGO_TEST_FLAGS -p zaqar-server --test it -- redis_ || rc=$?
+    cargo test $CARGO_TEST_FLAGS -p zaqar-server --test it -- redis_fault:: redis_multinode:: || rc=$?
     scripts/redis-cluster.sh stop || true
     return $rc
 }

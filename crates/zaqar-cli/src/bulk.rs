@@ -100,10 +100,41 @@ fn id_of(resource: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Warns when messages ask for a delay that the server will ignore: the API delays messages
+/// only in a delayed queue (one whose `_default_message_delay` is not 0).
+async fn warn_if_not_delayed(c: &Client, kind: Kind, name: &str) {
+    let path = format!("/v2/{}/{}", collection(kind), seg(name));
+    let Ok(r) = c.get(&path, &[]).await else {
+        return;
+    };
+    let default_delay = r
+        .body
+        .get("_default_message_delay")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if default_delay == 0 {
+        eprintln!(
+            "zaqar: warning: {name} is not a delayed queue (_default_message_delay is 0): the \
+             server ignores the delay of its messages; set _default_message_delay on it to \
+             delay them"
+        );
+    }
+}
+
+/// Whether any message sets a delay.
+fn any_delay(messages: &[Value]) -> bool {
+    messages
+        .iter()
+        .any(|m| m.get("delay").is_some_and(|d| d.as_i64() != Some(0)))
+}
+
 /// `message post` / `topic post`.
 pub async fn post(c: &Client, kind: Kind, name: &str, input: PostInput) -> Result<Output> {
     let path = format!("/v2/{}/{}/messages", collection(kind), seg(name));
     let (ttl, delay) = (input.ttl, input.delay);
+    if delay.is_some_and(|d| d != 0) {
+        warn_if_not_delayed(c, kind, name).await;
+    }
     // One request, ids printed: --messages, or a single --body.
     if let Some(text) = &input.messages {
         let messages: Vec<Value> = parse_messages(text)?
@@ -112,6 +143,9 @@ pub async fn post(c: &Client, kind: Kind, name: &str, input: PostInput) -> Resul
             .collect();
         if messages.is_empty() {
             return Err(usage("--messages holds no message"));
+        }
+        if delay.is_none() && any_delay(&messages) {
+            warn_if_not_delayed(c, kind, name).await;
         }
         let ids = post_batch(c, &path, messages).await?;
         return Ok(Output::list(

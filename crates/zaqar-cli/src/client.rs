@@ -95,8 +95,54 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue)> 
     Ok((HeaderName::from_static(name), v))
 }
 
+/// What went wrong on the way to the server, in words that say what to check: the address,
+/// and whether the connection was refused, timed out or failed otherwise.
 fn transport(e: reqwest::Error) -> CliError {
-    CliError::Transport(format!("request failed: {e}"))
+    let target = e
+        .url()
+        .map(|u| {
+            let host = u.host_str().unwrap_or("?");
+            match u.port_or_known_default() {
+                Some(port) => format!("{}://{host}:{port}", u.scheme()),
+                None => format!("{}://{host}", u.scheme()),
+            }
+        })
+        .unwrap_or_else(|| "the server".into());
+    let io_kind = {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut kind = None;
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                kind = Some(io.kind());
+                break;
+            }
+            source = s.source();
+        }
+        kind
+    };
+    use std::io::ErrorKind as K;
+    let why = match io_kind {
+        Some(K::ConnectionRefused) => format!(
+            "cannot connect to {target}: connection refused (is the server running there?              set --url or ZAQAR_URL)"
+        ),
+        Some(K::TimedOut) => format!("cannot connect to {target}: the connection timed out"),
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe) => {
+            format!("the connection to {target} was closed by the server")
+        }
+        _ if e.is_timeout() => format!("no answer from {target} in time (request timed out)"),
+        _ if e.is_connect() => format!("cannot connect to {target}: {}", root_cause(&e)),
+        _ => format!("request to {target} failed: {}", root_cause(&e)),
+    };
+    CliError::Transport(why)
+}
+
+/// The innermost error of a chain (the one that says what actually happened).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// The Keystone v3 URL of `OS_AUTH_URL` (which may or may not end with `/v3`).

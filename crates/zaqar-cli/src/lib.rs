@@ -235,6 +235,28 @@ pub struct ListOpts {
     /// Only names containing this text.
     #[arg(long)]
     pub name: Option<String>,
+    /// Every page, not only the first (pages of --limit, following each page's marker).
+    #[arg(long, conflicts_with = "marker")]
+    pub all: bool,
+}
+
+/// Options of a message listing.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MessageListOpts {
+    #[arg(long)]
+    pub limit: Option<u32>,
+    #[arg(long)]
+    pub marker: Option<String>,
+    /// Include messages posted by this client (Client-ID).
+    #[arg(long)]
+    pub echo: bool,
+    #[arg(long = "include-claimed")]
+    pub include_claimed: bool,
+    #[arg(long = "include-delayed")]
+    pub include_delayed: bool,
+    /// Every page, not only the first (pages of --limit, following each page's marker).
+    #[arg(long, conflicts_with = "marker")]
+    pub all: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -262,8 +284,9 @@ pub struct PostInput {
     /// Messages per request when posting many.
     #[arg(long, default_value_t = 10)]
     pub batch: usize,
-    /// Requests in flight when posting many.
-    #[arg(long, default_value_t = 4)]
+    /// Requests in flight when posting many. 1 (the default) keeps the messages' order; more
+    /// posts faster but batches may land out of order.
+    #[arg(long, default_value_t = 1)]
     pub parallel: usize,
     /// No progress bar.
     #[arg(long = "no-progress")]
@@ -281,17 +304,8 @@ pub enum MessageCmd {
     /// Lists messages.
     List {
         queue: String,
-        #[arg(long)]
-        limit: Option<u32>,
-        #[arg(long)]
-        marker: Option<String>,
-        /// Include messages posted by this client (Client-ID).
-        #[arg(long)]
-        echo: bool,
-        #[arg(long = "include-claimed")]
-        include_claimed: bool,
-        #[arg(long = "include-delayed")]
-        include_delayed: bool,
+        #[command(flatten)]
+        opts: MessageListOpts,
     },
     /// Gets messages by id.
     Get {
@@ -545,8 +559,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completion { shell } = cli.command {
         let mut cmd = Cli::command();
-        clap_complete::generate(shell, &mut cmd, "zaqar", &mut std::io::stdout());
-        return ExitCode::SUCCESS;
+        // Rendered first: clap_complete panics when its writer fails (a closed pipe).
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "zaqar", &mut script);
+        return match output::write_stdout(&script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zaqar: cannot write the completion script: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -560,10 +582,13 @@ pub fn main() -> ExitCode {
     };
     let format = cli.global.format;
     match runtime.block_on(run(cli)) {
-        Ok(out) => {
-            output::print(&out, format);
-            ExitCode::SUCCESS
-        }
+        Ok(out) => match output::print(&out, format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zaqar: cannot write the output: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
             eprintln!("ERROR: {e}");
             match e {

@@ -9,7 +9,9 @@ use serde_json::{Map, Value};
 pub enum Format {
     /// Human-readable tables.
     Table,
-    /// JSON: lists as arrays of objects, single objects as objects (keys in snake_case).
+    /// JSON: lists as arrays of objects (a count or the next page's marker is noted on
+    /// standard error; `--all` fetches every page), single objects as objects (keys in
+    /// snake_case).
     Json,
     /// Bare values, one row per line, fields separated by spaces (for shell scripts).
     Value,
@@ -138,14 +140,7 @@ pub fn render(output: &Output, format: Format) -> String {
                 out.push('\n');
             }
         }
-        (
-            Output::List {
-                columns,
-                rows,
-                extra,
-            },
-            Format::Json,
-        ) => {
+        (Output::List { columns, rows, .. }, Format::Json) => {
             let items: Vec<Value> = rows
                 .iter()
                 .map(|r| {
@@ -156,16 +151,9 @@ pub fn render(output: &Output, format: Format) -> String {
                     Value::Object(o)
                 })
                 .collect();
-            let doc = if extra.is_empty() {
-                Value::Array(items)
-            } else {
-                let mut o = Map::new();
-                o.insert("items".into(), Value::Array(items));
-                for (k, v) in extra {
-                    o.insert(json_key(k), v.clone());
-                }
-                Value::Object(o)
-            };
+            // Always an array, so `jq '.[]'` works whatever the options; `extra` is noted on
+            // standard error by `print`.
+            let doc = Value::Array(items);
             out.push_str(&serde_json::to_string_pretty(&doc).unwrap_or_default());
             out.push('\n');
         }
@@ -194,12 +182,25 @@ pub fn render(output: &Output, format: Format) -> String {
     out
 }
 
-/// Prints `output` to standard output.
-pub fn print(output: &Output, format: Format) {
-    let text = render(output, format);
+/// Writes `text` to standard output. A reader that went away (`zaqar ... | head -1`) ends the
+/// output quietly: `Err` only for other failures.
+pub fn write_stdout(text: &[u8]) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Prints `output` to standard output; the notes of a list that has no place in its JSON or
+/// value rendering (a count, the marker of the next page) go to standard error.
+pub fn print(output: &Output, format: Format) -> std::io::Result<()> {
+    if let (Output::List { extra, .. }, Format::Json | Format::Value) = (output, format) {
+        for (k, v) in extra {
+            eprintln!("zaqar: {}: {}", k.to_ascii_lowercase(), cell(v));
+        }
+    }
+    write_stdout(render(output, format).as_bytes())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::{next_marker, page, seg, Kind};
 use crate::bulk;
 use crate::client::{Client, Result};
 use crate::output::Output;
-use crate::MessageCmd;
+use crate::{MessageCmd, MessageListOpts};
 
 pub const MESSAGE_COLUMNS: [&str; 5] = ["ID", "Body", "TTL", "Age", "Claim ID"];
 
@@ -43,39 +43,53 @@ fn message_rows(items: Option<&Value>) -> Vec<Vec<Value>> {
         .unwrap_or_default()
 }
 
-// One argument per option of `message list`, passed straight from the command line.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn list_messages(
+/// One page of a message listing: its rows and the next page's marker when it was full.
+async fn message_page(
     c: &Client,
-    kind: Kind,
-    queue: &str,
-    limit: Option<u32>,
+    path: &str,
+    o: &MessageListOpts,
     marker: Option<String>,
-    echo: bool,
-    include_claimed: bool,
-    include_delayed: bool,
-) -> Result<Output> {
+) -> Result<(Vec<Vec<Value>>, Option<String>)> {
     let mut q = Vec::new();
-    if let Some(l) = limit {
+    if let Some(l) = o.limit {
         q.push(("limit", l.to_string()));
     }
     if let Some(m) = marker {
         q.push(("marker", m));
     }
     for (flag, name) in [
-        (echo, "echo"),
-        (include_claimed, "include_claimed"),
-        (include_delayed, "include_delayed"),
+        (o.echo, "echo"),
+        (o.include_claimed, "include_claimed"),
+        (o.include_delayed, "include_delayed"),
     ] {
         if flag {
             q.push((name, "true".into()));
         }
     }
-    let r = c.get(&format!("{}/messages", kind.path(queue)), &q).await?;
+    let r = c.get(path, &q).await?;
     let rows = message_rows(r.body.get("messages"));
+    // Zaqar links a next page after every non-empty page; it counts only after a full one.
+    let next = next_marker(&r.body).filter(|_| rows.len() >= page(o.limit));
+    Ok((rows, next))
+}
+
+pub(super) async fn list_messages(
+    c: &Client,
+    kind: Kind,
+    queue: &str,
+    o: MessageListOpts,
+) -> Result<Output> {
+    let path = format!("{}/messages", kind.path(queue));
+    let (mut rows, mut next) = message_page(c, &path, &o, o.marker.clone()).await?;
+    if o.all {
+        while let Some(marker) = next.take() {
+            let (more, after) = message_page(c, &path, &o, Some(marker)).await?;
+            rows.extend(more);
+            next = after;
+        }
+    }
     let mut extra = Vec::new();
-    // Zaqar links a next page after every non-empty page; shown only after a full one.
-    if let Some(next) = next_marker(&r.body).filter(|_| rows.len() >= page(limit)) {
+    if let Some(next) = next {
         extra.push(("Next marker", json!(next)));
     }
     Ok(Output::List {
@@ -89,26 +103,7 @@ pub(super) async fn message(c: &Client, cmd: MessageCmd) -> Result<Output> {
     let k = Kind::Queue;
     match cmd {
         MessageCmd::Post { queue, input } => bulk::post(c, k, &queue, input).await,
-        MessageCmd::List {
-            queue,
-            limit,
-            marker,
-            echo,
-            include_claimed,
-            include_delayed,
-        } => {
-            list_messages(
-                c,
-                k,
-                &queue,
-                limit,
-                marker,
-                echo,
-                include_claimed,
-                include_delayed,
-            )
-            .await
-        }
+        MessageCmd::List { queue, opts } => list_messages(c, k, &queue, opts).await,
         MessageCmd::Get { queue, ids } => {
             let base = format!("{}/messages", k.path(&queue));
             if let [id] = ids.as_slice() {

@@ -9,7 +9,7 @@ use super::{next_marker, page, parse_object, shares, Kind};
 use crate::bulk;
 use crate::client::{Body, Client, Result};
 use crate::output::Output;
-use crate::{ListOpts, QueueCmd, TopicCmd};
+use crate::{ListOpts, MessageListOpts, QueueCmd, TopicCmd};
 
 async fn create(c: &Client, kind: Kind, name: &str, metadata: Option<String>) -> Result<Output> {
     let body = match metadata {
@@ -23,12 +23,19 @@ async fn create(c: &Client, kind: Kind, name: &str, metadata: Option<String>) ->
     ]))
 }
 
-async fn list(c: &Client, kind: Kind, o: ListOpts) -> Result<Output> {
+/// One page of a queue or topic listing: its items, the server's count (with `with_count`)
+/// and the marker of the next page when the page was full.
+async fn list_page(
+    c: &Client,
+    kind: Kind,
+    o: &ListOpts,
+    marker: Option<String>,
+) -> Result<(Vec<Value>, Option<Value>, Option<String>)> {
     let mut q = Vec::new();
     if let Some(l) = o.limit {
         q.push(("limit", l.to_string()));
     }
-    if let Some(m) = o.marker {
+    if let Some(m) = marker {
         q.push(("marker", m));
     }
     if o.detailed {
@@ -37,8 +44,8 @@ async fn list(c: &Client, kind: Kind, o: ListOpts) -> Result<Output> {
     if o.with_count && kind == Kind::Queue {
         q.push(("with_count", "true".into()));
     }
-    if let Some(n) = o.name {
-        q.push(("name", n));
+    if let Some(n) = &o.name {
+        q.push(("name", n.clone()));
     }
     let r = c.get(&format!("/v2/{}", kind.collection()), &q).await?;
     let items = r
@@ -47,6 +54,19 @@ async fn list(c: &Client, kind: Kind, o: ListOpts) -> Result<Output> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let next = next_marker(&r.body).filter(|_| items.len() >= page(o.limit));
+    Ok((items, r.body.get("count").cloned(), next))
+}
+
+async fn list(c: &Client, kind: Kind, o: ListOpts) -> Result<Output> {
+    let (mut items, count, mut next) = list_page(c, kind, &o, o.marker.clone()).await?;
+    if o.all {
+        while let Some(marker) = next.take() {
+            let (more, _, after) = list_page(c, kind, &o, Some(marker)).await?;
+            items.extend(more);
+            next = after;
+        }
+    }
     let (columns, rows): (Vec<&str>, Vec<Vec<Value>>) = if o.detailed {
         let rows = items
             .iter()
@@ -60,10 +80,10 @@ async fn list(c: &Client, kind: Kind, o: ListOpts) -> Result<Output> {
         )
     };
     let mut extra = Vec::new();
-    if let Some(n) = r.body.get("count") {
-        extra.push(("Count", n.clone()));
+    if let Some(n) = count {
+        extra.push(("Count", n));
     }
-    if let Some(next) = next_marker(&r.body).filter(|_| rows.len() >= page(o.limit)) {
+    if let Some(next) = next {
         extra.push(("Next marker", json!(next)));
     }
     Ok(Output::List {
@@ -193,6 +213,14 @@ pub(super) async fn topic(c: &Client, cmd: TopicCmd) -> Result<Output> {
             limit,
             marker,
             echo,
-        } => list_messages(c, k, &name, limit, marker, echo, false, false).await,
+        } => {
+            let opts = MessageListOpts {
+                limit,
+                marker,
+                echo,
+                ..MessageListOpts::default()
+            };
+            list_messages(c, k, &name, opts).await
+        }
     }
 }

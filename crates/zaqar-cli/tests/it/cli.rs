@@ -99,15 +99,26 @@ async fn queues_create_list_show_metadata_stats_delete() {
         table.contains("| jobs  |") && table.contains("| other |"),
         "{table}"
     );
-    let list = zaqar_json(&s, &["queue", "list", "--limit", "1"]).await;
-    assert_eq!(
-        list,
-        json!({"items": [{"name": "jobs"}], "next_marker": "jobs"})
-    );
-    let list = zaqar_json(&s, &["queue", "list", "--detailed", "--with-count"]).await;
-    assert_eq!(list["count"], 2);
-    assert_eq!(list["items"][1]["name"], "other");
-    assert_eq!(list["items"][1]["metadata"]["color"], "red");
+    // Lists are JSON arrays, as the help says; the next page's marker is noted on stderr.
+    let out = zaqar_in(&s, &["-f", "json", "queue", "list", "--limit", "1"], None).await;
+    assert!(out.status.success());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list, json!([{"name": "jobs"}]));
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(notes.contains("next marker: jobs"), "{notes}");
+    // --all follows the pages.
+    let all = zaqar_json(&s, &["queue", "list", "--limit", "1", "--all"]).await;
+    assert_eq!(all, json!([{"name": "jobs"}, {"name": "other"}]));
+    let out = zaqar_in(
+        &s,
+        &["-f", "json", "queue", "list", "--detailed", "--with-count"],
+        None,
+    )
+    .await;
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("count: 2"));
+    assert_eq!(list[1]["name"], "other");
+    assert_eq!(list[1]["metadata"]["color"], "red");
     let values = zaqar(&s, &["-f", "value", "queue", "list"]).await;
     assert_eq!(values, "jobs\nother\n");
 
@@ -363,6 +374,146 @@ async fn errors_ping_and_completion() {
         let out = zaqar(&s, &["completion", shell]).await;
         assert!(out.contains("zaqar") && out.contains("queue"), "{shell}");
     }
+
+    // A connection failure names the address and what happened.
+    let out = run_zaqar(
+        &[
+            ("ZAQAR_URL", "http://127.0.0.1:9"),
+            ("ZAQAR_PROJECT_ID", "p"),
+        ],
+        &["queue", "list"],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect to http://127.0.0.1:9: connection refused"),
+        "{err}"
+    );
+    s.stop().await;
+}
+
+/// `zaqar ... | head -0`: the reader is gone before the program writes anything, so every
+/// write it makes meets a closed pipe (EPIPE).
+fn reader_gone(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zaqar"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OS_") || k.starts_with("ZAQAR_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    let out = reader_gone(&["completion", "bash"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = TestServer::start().await;
+    s.req(reqwest::Method::PUT, "/v2/queues/q1")
+        .send()
+        .await
+        .unwrap();
+    let url = s.base.clone();
+    for format in ["table", "json", "value"] {
+        let url = url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            reader_gone(
+                &["-f", format, "queue", "list"],
+                &[("ZAQAR_URL", &url), ("ZAQAR_PROJECT_ID", PROJECT)],
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}: {out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_keeps_order_by_default_and_warns_about_ignored_delays() {
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backlog.jsonl");
+    let lines: String = (0..60).map(|i| format!("{{\"body\": {i}}}\n")).collect();
+    std::fs::write(&file, lines).unwrap();
+    let out = zaqar_json(
+        &s,
+        &[
+            "message",
+            "post",
+            "ordered",
+            "--file",
+            file.to_str().unwrap(),
+            "--batch",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(out["posted"], 60);
+    let listed = zaqar_json(&s, &["message", "list", "ordered", "--echo", "--all"]).await;
+    let bodies: Vec<i64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_i64().unwrap())
+        .collect();
+    assert_eq!(bodies, (0..60).collect::<Vec<i64>>(), "in the file's order");
+
+    // A delay on a queue that is not a delayed one is ignored by the API: the CLI says so.
+    let out = zaqar_in(
+        &s,
+        &["message", "post", "plain", "--body", "1", "--delay", "30"],
+        None,
+    )
+    .await;
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plain is not a delayed queue"), "{err}");
+    zaqar(
+        &s,
+        &[
+            "queue",
+            "create",
+            "later",
+            "--metadata",
+            r#"{"_default_message_delay": 10}"#,
+        ],
+    )
+    .await;
+    let out = zaqar_in(
+        &s,
+        &["message", "post", "later", "--body", "1", "--delay", "30"],
+        None,
+    )
+    .await;
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     s.stop().await;
 }
 

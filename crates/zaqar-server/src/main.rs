@@ -60,10 +60,15 @@ fn load(args: &Args) -> Result<(Config, Vec<String>), String> {
     for f in &args.config_files {
         raw.load_file(f).map_err(|e| e.0)?;
     }
-    let mut warnings: Vec<String> = raw
-        .load_env(std::env::vars())
+    let unknown_env = raw.load_env(std::env::vars());
+    let verdict = if args.strict_config {
+        "is not allowed"
+    } else {
+        "is ignored"
+    };
+    let mut warnings: Vec<String> = unknown_env
         .into_iter()
-        .map(|v| format!("environment variable {v} names no known option and is ignored"))
+        .map(|v| format!("environment variable {v} names no known option and {verdict}"))
         .collect();
     for s in &args.set {
         let (key, value) = s
@@ -94,7 +99,7 @@ fn load(args: &Args) -> Result<(Config, Vec<String>), String> {
         );
     }
     if args.strict_config && !warnings.is_empty() {
-        return Err(format!("strict configuration: {}", warnings.join("; ")));
+        return Err(warnings.join("\n"));
     }
     let (config, w) = Config::from_raw(&raw, args.strict_config).map_err(|e| e.0)?;
     warnings.extend(w.into_iter().map(|w| w.0));
@@ -147,7 +152,10 @@ fn main() -> ExitCode {
     let (config, warnings) = match load(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("zaqar-server: configuration error: {e}");
+            // One line per mistake: every one of them is reported at once.
+            for line in e.lines() {
+                eprintln!("zaqar-server: configuration error: {line}");
+            }
             return ExitCode::from(2);
         }
     };

@@ -145,15 +145,40 @@ impl Config {
 
     /// Resolves every known option. Returns the configuration and the warnings (unknown options).
     /// With `strict`, unknown options are an error instead of a warning.
+    /// Every invalid value and every unknown option that is an error is reported at once, one
+    /// per line, in the order the options are read.
     pub fn from_raw(raw: &RawConfig, strict: bool) -> Result<(Config, Vec<Warning>), ConfigError> {
         let r = Resolver::new(raw);
-        // Resolution stops at the first invalid value and reports it. The options are read in
-        // this fixed order so that, of several mistakes, it is always the same one.
-        let service_limits = limits::service_limits(&r)?;
-        let auth_strategy = security::auth_strategy(&r)?;
-        let keystone = security::keystone(&r)?;
-        let policy_file = security::policy_file(&r);
-        let log_format = observability::log_format(&r)?;
+        let resolved = Self::resolve(&r);
+        let mut errors = r.take_errors();
+        let config = match resolved {
+            Ok(config) => Some(config),
+            Err(e) => {
+                errors.push(e.0);
+                None
+            }
+        };
+        let warnings = match r.unknown_options(strict) {
+            Ok(w) => w,
+            Err(e) => {
+                errors.push(e.0);
+                Vec::new()
+            }
+        };
+        match config {
+            Some(config) if errors.is_empty() => Ok((config, warnings)),
+            _ => Err(ConfigError(errors.join("\n"))),
+        }
+    }
+
+    /// Reads every option. An invalid value is recorded by the resolver (which goes on with
+    /// the default); checks across options that fail end it with their error.
+    fn resolve(r: &Resolver<'_>) -> Result<Config, ConfigError> {
+        let service_limits = limits::service_limits(r)?;
+        let auth_strategy = security::auth_strategy(r)?;
+        let keystone = security::keystone(r)?;
+        let policy_file = security::policy_file(r);
+        let log_format = observability::log_format(r)?;
         let message_store = r.choice(
             "drivers",
             "message_store",
@@ -173,21 +198,21 @@ impl Config {
         let enable_checksum = r.bool(D, "enable_checksum")?;
         let debug = r.bool(D, "debug")?;
         let max_wait = r.int("transport", "max_wait", 0, 3600)?;
-        let notification = notifications::notification_config(&r)?;
-        let quotas = limits::quotas(&r)?;
-        let cors = security::cors(&r)?;
-        let signed_url_key = security::signed_url_key(&r);
-        let encryption = security::encryption(&r)?;
-        let (redis_uri, redis) = storage::redis(&r)?;
-        let (postgresql_uri, postgresql) = storage::postgresql(&r)?;
+        let notification = notifications::notification_config(r)?;
+        let quotas = limits::quotas(r)?;
+        let cors = security::cors(r)?;
+        let signed_url_key = security::signed_url_key(r);
+        let encryption = security::encryption(r)?;
+        let (redis_uri, redis) = storage::redis(r)?;
+        let (postgresql_uri, postgresql) = storage::postgresql(r)?;
         let (management_sqlalchemy_uri, management_sqlalchemy_schema) =
-            storage::management_sqlalchemy(&r);
-        let pooling_placement = storage::pooling_placement(&r)?;
-        let wsgi = listeners::wsgi(&r)?;
-        let websocket = listeners::websocket(&r, &transport)?;
-        let embedded = storage::embedded(&r)?;
-        let admin = observability::admin(&r)?;
-        let otel = observability::otel(&r)?;
+            storage::management_sqlalchemy(r);
+        let pooling_placement = storage::pooling_placement(r)?;
+        let wsgi = listeners::wsgi(r)?;
+        let websocket = listeners::websocket(r, &transport)?;
+        let embedded = storage::embedded(r)?;
+        let admin = observability::admin(r)?;
+        let otel = observability::otel(r)?;
         let config = Config {
             admin_mode,
             pooling,
@@ -229,8 +254,7 @@ impl Config {
         };
         listeners::check_websocket(&config.websocket)?;
         storage::check_pooling(&config)?;
-        let warnings = r.unknown_options(strict)?;
-        Ok((config, warnings))
+        Ok(config)
     }
 
     /// The configuration with every option at its default.

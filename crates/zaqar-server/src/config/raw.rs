@@ -64,6 +64,7 @@ impl RawConfig {
     }
 
     pub fn load_str(&mut self, text: &str, origin: Origin) -> Result<(), ConfigError> {
+        check_lines(text, &origin)?;
         let opt = ini::ParseOption {
             enabled_quote: true,
             enabled_escape: false,
@@ -109,6 +110,38 @@ impl RawConfig {
     }
 }
 
+/// Refuses what the INI parser would otherwise read as something else (a line without `=` as
+/// an option with an empty value, an unclosed section header as an option): every line must be
+/// blank, a comment (`#` or `;`), a `[section]` header, or `option = value` (`option: value`).
+/// Lines are named by number; their text is not repeated, as it may hold a secret.
+fn check_lines(text: &str, origin: &Origin) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        let why = if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+            continue;
+        } else if let Some(rest) = t.strip_prefix('[') {
+            match rest.strip_suffix(']') {
+                Some(name) if !name.trim().is_empty() => continue,
+                Some(_) => "a section header needs a name",
+                None => "the section header is not closed with ]",
+            }
+        } else {
+            match t.find(['=', ':']) {
+                Some(at) if !t[..at].trim().is_empty() => continue,
+                Some(_) => "the option name before = is missing",
+                None => "expected `option = value`, a [section] header or a comment",
+            }
+        };
+        problems.push(format!("{origin}, line {}: {why}", i + 1));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems.join("\n")))
+    }
+}
+
 /// The environment-variable spelling of a section name.
 pub fn env_section(section: &str) -> String {
     section.replace([':', '-'], "_").to_ascii_uppercase()
@@ -142,5 +175,39 @@ mod tests {
         assert_eq!(c.limits.max_messages_per_page, 5);
         raw.set("drivers:transport:wsgi", "port", "3000", Origin::Cli);
         assert_eq!(Config::from_raw(&raw, true).unwrap().0.port, 3000);
+    }
+
+    #[test]
+    fn lines_that_are_not_ini_are_named_by_file_and_number() {
+        let origin = Origin::File("zaqar.conf".into());
+        let mut raw = RawConfig::default();
+        let e = raw
+            .load_str("this is not ini\n", origin.clone())
+            .unwrap_err();
+        assert!(
+            e.0.contains("zaqar.conf, line 1: expected `option = value`"),
+            "{e}"
+        );
+        let e = raw
+            .load_str(
+                "# fine\n[drivers\nmessage_store = embedded\n = x\n[]\n",
+                origin.clone(),
+            )
+            .unwrap_err();
+        assert!(
+            e.0.contains("line 2: the section header is not closed"),
+            "{e}"
+        );
+        assert!(
+            e.0.contains("line 4: the option name before = is missing"),
+            "{e}"
+        );
+        assert!(e.0.contains("line 5: a section header needs a name"), "{e}");
+        // The secret-bearing text of a bad line is not repeated.
+        let e = raw
+            .load_str("password hunter2\n", origin.clone())
+            .unwrap_err();
+        assert!(!e.0.contains("hunter2"), "{e}");
+        raw.load_str("[a]\n; c\nx: 1\n  y = 2\n\n", origin).unwrap();
     }
 }

@@ -13,6 +13,9 @@ use super::{parse_bool, ConfigError, OptKind, OptSpec, Origin, RawConfig, Warnin
 pub(super) struct Resolver<'a> {
     raw: &'a RawConfig,
     used: Mutex<HashSet<(String, String)>>,
+    /// Invalid values found so far: resolution goes on with the option's default, so that
+    /// every mistake of a configuration is reported at once.
+    errors: Mutex<Vec<String>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -20,6 +23,7 @@ impl<'a> Resolver<'a> {
         Resolver {
             raw,
             used: Mutex::new(HashSet::new()),
+            errors: Mutex::new(Vec::new()),
         }
     }
 
@@ -58,9 +62,31 @@ impl<'a> Resolver<'a> {
         self.raw(section, name).0
     }
 
+    /// Records an invalid value and answers the option's default in its place (the
+    /// configuration is refused at the end, with every mistake listed).
+    fn invalid<T>(&self, e: ConfigError, default: T) -> Result<T, ConfigError> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e.0);
+        Ok(default)
+    }
+
+    /// The invalid values found, in the order they were read.
+    pub(super) fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub(super) fn bool(&self, section: &str, name: &str) -> Result<bool, ConfigError> {
         let (v, o) = self.raw(section, name);
-        parse_bool(&v).ok_or_else(|| Self::err(section, name, &v, &o, "expected true or false"))
+        match parse_bool(&v) {
+            Some(b) => Ok(b),
+            None => {
+                let default = parse_bool(Self::spec(section, name).default).unwrap_or(false);
+                let e = Self::err(section, name, &v, &o, "expected true or false");
+                self.invalid(e, default)
+            }
+        }
     }
 
     pub(super) fn int(
@@ -71,18 +97,20 @@ impl<'a> Resolver<'a> {
         max: i64,
     ) -> Result<i64, ConfigError> {
         let (v, o) = self.raw(section, name);
-        let n: i64 = v
-            .trim()
-            .parse()
-            .map_err(|_| Self::err(section, name, &v, &o, "expected an integer"))?;
+        let default = || {
+            Self::spec(section, name)
+                .default
+                .parse::<i64>()
+                .unwrap_or(min)
+                .clamp(min, max)
+        };
+        let Ok(n) = v.trim().parse::<i64>() else {
+            let e = Self::err(section, name, &v, &o, "expected an integer");
+            return self.invalid(e, default());
+        };
         if n < min || n > max {
-            return Err(Self::err(
-                section,
-                name,
-                &v,
-                &o,
-                &format!("must be between {min} and {max}"),
-            ));
+            let why = format!("must be between {min} and {max}");
+            return self.invalid(Self::err(section, name, &v, &o, &why), default());
         }
         Ok(n)
     }
@@ -107,13 +135,9 @@ impl<'a> Resolver<'a> {
         if allowed.contains(&lower.as_str()) {
             Ok(lower)
         } else {
-            Err(Self::err(
-                section,
-                name,
-                &v,
-                &o,
-                &format!("must be one of: {}", allowed.join(", ")),
-            ))
+            let why = format!("must be one of: {}", allowed.join(", "));
+            let default = Self::spec(section, name).default.to_ascii_lowercase();
+            self.invalid(Self::err(section, name, &v, &o, &why), default)
         }
     }
 
@@ -127,22 +151,70 @@ impl<'a> Resolver<'a> {
 
         let used = self.used.into_inner().unwrap();
         let mut warnings = Vec::new();
+        let mut errors = Vec::new();
         for ((section, option), (_, origin)) in &self.raw.values {
-            if !used.contains(&(section.clone(), option.clone())) {
+            if used.contains(&(section.clone(), option.clone())) {
+                continue;
+            }
+            let hint = closest_option(section, option)
+                .map(|(s, o)| {
+                    if s == section {
+                        format!("; did you mean {o}?")
+                    } else {
+                        format!("; did you mean [{s}] {o}?")
+                    }
+                })
+                .unwrap_or_default();
+            // An option typed on the command line is always a mistake; in a file it may be
+            // meant for another service (the reference reads options we do not).
+            if strict || *origin == Origin::Cli {
+                errors.push(format!(
+                    "unknown or unsupported option [{section}] {option} (from {origin}) is not \
+                     allowed{hint}"
+                ));
+            } else {
                 warnings.push(Warning(format!(
-                    "unknown or unsupported option [{section}] {option} (from {origin}) is ignored"
+                    "unknown or unsupported option [{section}] {option} (from {origin}) is \
+                     ignored{hint}"
                 )));
             }
         }
-        if strict && !warnings.is_empty() {
-            let list: Vec<String> = warnings.iter().map(|w| w.0.clone()).collect();
-            return Err(ConfigError(format!(
-                "strict configuration: {}",
-                list.join("; ")
-            )));
+        if !errors.is_empty() {
+            return Err(ConfigError(errors.join("\n")));
         }
         Ok(warnings)
     }
+}
+
+/// Edit distance between two names (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The registered option closest to an unknown one: in its section first, then anywhere, within
+/// an edit distance of a third of the name (at least 2).
+fn closest_option(section: &str, option: &str) -> Option<(&'static str, &'static str)> {
+    let limit = (option.len() / 3).max(2);
+    let best = |same_section: bool| {
+        OPTIONS
+            .iter()
+            .filter(|s| (s.section == section) == same_section)
+            .map(|s| (edit_distance(option, s.name), s))
+            .filter(|(d, _)| *d <= limit)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, s)| (s.section, s.name))
+    };
+    best(true).or_else(|| best(false))
 }
 
 /// An oslo `DictOpt` value (`key:value,key:value`); a piece without `:` continues the previous
@@ -184,6 +256,43 @@ mod tests {
         assert!(e.0.contains("default_message_ttl"), "{e}");
         let e = load("[DEFAULT]\nadmin_mode = maybe\n").unwrap_err();
         assert!(e.0.contains("admin_mode"), "{e}");
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_at_once() {
+        let e = load(
+            "[drivers:transport:wsgi]\nport = eighty\n[DEFAULT]\nadmin_mode = maybe\n\
+             [drivers]\nmessage_store = mongodb\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0.lines().count(), 3, "{e}");
+        for name in ["port", "admin_mode", "message_store"] {
+            assert!(e.0.contains(name), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_option_names_the_closest_known_one() {
+        let (_, w) = load("[transport]\nmax_mesages_per_page = 5\n").unwrap();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].0
+                .contains("is ignored; did you mean max_messages_per_page?"),
+            "{w:?}"
+        );
+        let (_, w) = load("[DEFAULT]\nmax_messages_per_page = 5\n").unwrap();
+        assert!(
+            w[0].0
+                .contains("did you mean [transport] max_messages_per_page?"),
+            "{w:?}"
+        );
+        let (_, w) = load("[transport]\ncompletely_different = 5\n").unwrap();
+        assert!(!w[0].0.contains("did you mean"), "{w:?}");
+        let mut raw = RawConfig::default();
+        raw.load_str("[transport]\nmax_mesages_per_page = 5\n", Origin::Cli)
+            .unwrap();
+        let e = Config::from_raw(&raw, false).unwrap_err();
+        assert!(e.0.contains("is not allowed; did you mean"), "{e}");
     }
 
     #[test]

@@ -198,8 +198,13 @@ async fn kill_9_rounds() {
         for _ in 0..2 {
             tasks.push(tokio::spawn(consumer(server.base.clone(), ledger.clone())));
         }
-        // Kill at a different point of the load each round.
-        tokio::time::sleep(Duration::from_millis(150 + 70 * (round % 6))).await;
+        // Let the round produce something whatever the machine's speed (the acknowledged
+        // count is the signal), then kill at a different point of the load each round.
+        let before = ledger.lock().unwrap().acked.len();
+        while ledger.lock().unwrap().acked.len() < before + 8 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(70 * (round % 6))).await;
         drop(server); // SIGKILL, mid-load
         for t in tasks {
             let _ = t.await;

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod compat;
+mod config_check;
 mod crash_recovery;
 mod docs;
 mod fuzz_inputs;

@@ -9,6 +9,8 @@
 #   ZAQAR_TEST_REDIS_URL  standalone Redis (default redis://127.0.0.1:6379, the machine's Redis;
 #                         every test uses its own key prefix and deletes it, never FLUSHALL)
 #   ZAQAR_REDIS_CLUSTER_PORT  first port of the throw-away cluster (default 7000)
+#   ZAQAR_TEST_MYSQL_URL  MySQL/MariaDB server for the management store (default
+#                         mysql://root@127.0.0.1:3306/test; each test makes and drops a database)
 #   BACKENDS              space-separated subset to run (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +51,18 @@ postgres_backend() {
     bash scripts/test-postgres.sh $CARGO_TEST_FLAGS
 }
 
+# ---- MySQL / MariaDB (the management store) ---------------------------------------------------
+mysql_backend() {
+    export ZAQAR_TEST_MYSQL_URL=${ZAQAR_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
+    if ! mysql --protocol=tcp -h 127.0.0.1 -P 3306 -uroot -e 'SELECT 1' >/dev/null 2>&1 \
+        && ! mysqladmin ping >/dev/null 2>&1; then
+        echo "MySQL/MariaDB at $ZAQAR_TEST_MYSQL_URL is not answering" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086
+    cargo test $CARGO_TEST_FLAGS -p zaqar-storage --test it -- conformance_mysql::
+}
+
 # ---- Keystone (real keystone from PyPI, started and stopped here) ----------------------------
 keystone_backend() {
     export ZAQAR_KEYSTONE_PORT=${ZAQAR_KEYSTONE_PORT:-5055}
@@ -85,7 +99,7 @@ scaleout_backend() {
 }
 
 # ---- main ----------------------------------------------------------------------------------
-ALL_BACKENDS="redis postgres keystone scaleout"
+ALL_BACKENDS="redis postgres mysql keystone scaleout"
 BACKENDS=${BACKENDS:-$ALL_BACKENDS}
 
 status=0

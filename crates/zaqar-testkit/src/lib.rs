@@ -1,6 +1,7 @@
 //! Test harness: starts the real server on 127.0.0.1:0 over a fresh data directory, with a
 //! manual clock so time-dependent behaviour is tested without sleeping.
 
+pub mod mysql_support;
 pub mod postgres_support;
 pub mod redis_support;
 pub mod webhook_support;

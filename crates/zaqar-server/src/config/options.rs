@@ -234,16 +234,18 @@ pub static OPTIONS: &[OptSpec] = &[
         "uri",
         Str,
         "",
-        "Database of the management store (pools, flavors, catalog) as Zaqar names it: a \
-         postgresql://... URI; used with pooling and management_store = sqlalchemy. Secret.",
+        "Database of the management store (pools, flavors, catalog, quotas) as Zaqar names it: \
+         postgresql://..., or MySQL/MariaDB as SQLAlchemy writes it (mysql://, \
+         mysql+pymysql://, mysql+mysqldb://); used with pooling and management_store = \
+         sqlalchemy. Secret.",
     ),
     opt(
         "drivers:management_store:sqlalchemy",
         "schema",
         Str,
         "",
-        "Schema of the management tables (created if missing); empty: the connection's \
-         search_path.",
+        "PostgreSQL only: schema of the management tables (created if missing); empty: the \
+         connection's search_path. (MySQL: name the database in the uri.)",
     ),
     // [pooling:catalog]
     opt(

@@ -112,7 +112,7 @@ impl PooledStore {
                 .await?
             }
             other => {
-                let known = if cfg!(feature = "postgres") {
+                let known = if cfg!(any(feature = "postgres", feature = "mysql")) {
                     "embedded or sqlalchemy"
                 } else {
                     "embedded"

@@ -23,7 +23,7 @@ use zaqar_storage::DriverSettings;
 
 use conformance::{claim, claim_dlq, msg, q, Harness, C1};
 
-fn defaults(dir: &std::path::Path) -> DriverSettings {
+pub(crate) fn defaults(dir: &std::path::Path) -> DriverSettings {
     DriverSettings {
         embedded: zaqar_storage::embedded::EmbeddedStoreConfig {
             path: dir.to_path_buf(),
@@ -36,7 +36,7 @@ fn defaults(dir: &std::path::Path) -> DriverSettings {
     }
 }
 
-fn pool(name: &str, uri: &str, weight: i64) -> Pool {
+pub(crate) fn pool(name: &str, uri: &str, weight: i64) -> Pool {
     Pool {
         name: name.into(),
         uri: uri.into(),
@@ -350,7 +350,7 @@ async fn pool_removal_waits_for_its_queues() {
 }
 
 /// The same checks against both management stores.
-async fn management_contract(m: Arc<dyn ManagementStore>) {
+pub(crate) async fn management_contract(m: Arc<dyn ManagementStore>) {
     m.put_pool(&pool("p1", "redis://h1", 1)).await.unwrap();
     m.put_pool(&pool("p2", "redis://h2", 2)).await.unwrap();
     m.put_pool(&pool("p3", "redis://h3", 3)).await.unwrap();

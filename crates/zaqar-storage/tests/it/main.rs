@@ -2,6 +2,7 @@
 //! driver and pooled setup, and the drivers' fault and multi-node checks.
 
 mod conformance_embedded;
+mod conformance_mysql;
 mod conformance_pooled;
 mod conformance_postgres;
 mod conformance_redis;
